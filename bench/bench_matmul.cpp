@@ -1,0 +1,234 @@
+// Matmul kernel benchmarks: decode matrix-vector products over weights far bigger than the
+// caches (compared with the machine's plain streaming read bandwidth, measured here too) and
+// batched prefill products (GFLOP/s), per weight type and TinyLlama-1.1B shape, on 1 and 2 threads.
+//
+//   build/bin/bench_matmul --benchmark_filter='Matvec|ReadBandwidth'
+//
+// Counters: bytes_per_second = weight bytes streamed; flops = 2*k*n*n_tok per second;
+// of_read_bw = decode bandwidth / 2-thread read bandwidth (the physical limit of decode).
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/matmul_kernels.h"
+#include "common/cpu_features.h"
+#include "common/dtype.h"
+#include "common/thread_pool.h"
+#include "quant/quant.h"
+
+namespace mixserve {
+namespace {
+
+constexpr size_t kArenaBytes = size_t{1} << 30;  // 1 GiB: weights cycle through it
+
+struct FreeDeleter {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+
+// The 1 GiB arena: weights cycle through it, the read baseline streams over it.
+struct Arena {
+  std::unique_ptr<uint8_t, FreeDeleter> data{static_cast<uint8_t*>(std::aligned_alloc(64, kArenaBytes))};
+  bool filled = false;
+  DType type = DType::kF32;
+};
+
+Arena& the_arena() {
+  static Arena a;
+  return a;
+}
+
+// The arena filled with valid blocks of `type` back to back (refilled when the type changes).
+uint8_t* arena(DType type) {
+  Arena& a = the_arena();
+  if (!a.filled || a.type != type) {
+    constexpr int64_t kChunkElems = 1 << 20;  // a multiple of every block size
+    std::vector<float> src(kChunkElems);
+    std::mt19937 rng(1);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    for (auto& v : src) v = dist(rng);
+    const size_t chunk = *dtype_row_bytes(type, kChunkElems);
+    quant::quantize_row(type, src.data(), a.data.get(), kChunkElems);
+    for (size_t off = chunk; off < kArenaBytes; off += chunk) {
+      std::memcpy(a.data.get() + off, a.data.get(), std::min(chunk, kArenaBytes - off));
+    }
+    a.filled = true;
+    a.type = type;
+  }
+  return a.data.get();
+}
+
+// The arena with whatever it holds (filled once so every page is mapped).
+const uint8_t* arena_any() { return arena(the_arena().filled ? the_arena().type : DType::kF32); }
+
+ThreadPool& pool(int n_threads) {
+  static ThreadPool one(1);
+  static ThreadPool two(2);
+  return n_threads == 1 ? one : two;
+}
+
+__attribute__((target("avx2"))) float read_sum(const uint8_t* p, size_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 128 <= n; i += 128) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(reinterpret_cast<const float*>(p + i)));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(reinterpret_cast<const float*>(p + i + 32)));
+    a2 = _mm256_add_ps(a2, _mm256_load_ps(reinterpret_cast<const float*>(p + i + 64)));
+    a3 = _mm256_add_ps(a3, _mm256_load_ps(reinterpret_cast<const float*>(p + i + 96)));
+  }
+  alignas(32) float out[8];
+  _mm256_store_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  return out[0];
+}
+
+// One pass of every thread summing its contiguous share of the 1 GiB arena.
+void read_pass(int n_threads) {
+  const uint8_t* base = arena_any();
+  std::vector<float> sink(static_cast<size_t>(n_threads));
+  pool(n_threads).run([&](int ith, int nth) {
+    const size_t share = kArenaBytes / static_cast<size_t>(nth) / 128 * 128;
+    sink[static_cast<size_t>(ith)] = read_sum(base + share * static_cast<size_t>(ith), share);
+  });
+  benchmark::DoNotOptimize(sink.data());
+}
+
+// Best of a few 2-thread passes: the streaming limit decode is compared with (bytes/s).
+double read_bandwidth() {
+  static const double bw = [] {
+    double best = 0.0;
+    read_pass(2);
+    for (int i = 0; i < 4; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      read_pass(2);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, static_cast<double>(kArenaBytes) / s);
+    }
+    return best;
+  }();
+  return bw;
+}
+
+void BM_ReadBandwidth(benchmark::State& state) {
+  if (!cpu_features().avx2) {
+    state.SkipWithError("needs AVX2");
+    return;
+  }
+  const int n_threads = static_cast<int>(state.range(0));
+  arena_any();
+  for (auto _ : state) read_pass(n_threads);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(kArenaBytes));
+}
+BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+constexpr DType kTypes[] = {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kBF16, DType::kF32};
+// TinyLlama-1.1B: (k, n) of attn_q/o, attn_k/v, ffn_gate/up, ffn_down, output.
+constexpr int64_t kShapes[][2] = {{2048, 2048}, {2048, 256}, {2048, 5632}, {5632, 2048}, {2048, 32000}};
+
+// Activations for n_tok random tokens converted for `type`.
+std::vector<uint8_t> activations(DType type, int64_t k, int64_t n_tok) {
+  std::vector<float> x(static_cast<size_t>(k));
+  std::mt19937 rng(2);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const size_t row = *dtype_row_bytes(cpu::activation_type(type), k);
+  std::vector<uint8_t> out(row * static_cast<size_t>(n_tok));
+  for (int64_t t = 0; t < n_tok; ++t) {
+    for (auto& v : x) v = dist(rng);
+    cpu::convert_activation(type, x.data(), out.data() + row * static_cast<size_t>(t), k);
+  }
+  return out;
+}
+
+// Rows [0, n) split into one contiguous, 16-aligned range per thread.
+void run_rows(int n_threads, DType type, int64_t k, const uint8_t* w, size_t w_row, int64_t n,
+              const uint8_t* x, size_t x_row, int64_t n_tok, float* y) {
+  pool(n_threads).run([&](int ith, int nth) {
+    const int64_t per = (n / nth + 15) / 16 * 16;
+    const int64_t r0 = std::min(n, per * ith);
+    const int64_t r1 = ith == nth - 1 ? n : std::min(n, per * (ith + 1));
+    cpu::matmul_rows(type, k, w, w_row, r0, r1, x, x_row, n_tok, y, n);
+  });
+}
+
+std::string shape_label(DType type, int64_t k, int64_t n, int n_threads) {
+  return std::string(dtype_name(type)) + " " + std::to_string(k) + "x" + std::to_string(n) + " " +
+         std::to_string(n_threads) + "T " + cpu::matmul_variant(type);
+}
+
+// n_tok = 1 over a different, cold copy of the weights each iteration.
+void BM_Matvec(benchmark::State& state) {
+  const DType type = kTypes[state.range(0)];
+  const int64_t k = kShapes[state.range(1)][0];
+  const int64_t n = kShapes[state.range(1)][1];
+  const int n_threads = static_cast<int>(state.range(2));
+  const double limit = read_bandwidth();
+  const size_t w_row = *dtype_row_bytes(type, k);
+  const size_t mat = w_row * static_cast<size_t>(n);
+  const size_t slots = kArenaBytes / mat;
+  const uint8_t* base = arena(type);
+  const auto x = activations(type, k, 1);
+  std::vector<float> y(static_cast<size_t>(n));
+  size_t slot = 0;
+  for (auto _ : state) {
+    run_rows(n_threads, type, k, base + mat * slot, w_row, n, x.data(), x.size(), 1, y.data());
+    slot = (slot + 1) % slots;
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * mat));
+  state.counters["flops"] = benchmark::Counter(2.0 * static_cast<double>(k * n),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["of_read_bw"] = benchmark::Counter(static_cast<double>(mat) / limit,
+                                                    benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(shape_label(type, k, n, n_threads));
+}
+
+// n_tok = 512 (a prefill batch) against one copy of the weights.
+void BM_Prefill(benchmark::State& state) {
+  constexpr int64_t kTokens = 512;
+  const DType type = kTypes[state.range(0)];
+  const int64_t k = kShapes[state.range(1)][0];
+  const int64_t n = kShapes[state.range(1)][1];
+  const int n_threads = static_cast<int>(state.range(2));
+  const size_t w_row = *dtype_row_bytes(type, k);
+  const uint8_t* w = arena(type);
+  const auto x = activations(type, k, kTokens);
+  const size_t x_row = x.size() / kTokens;
+  std::vector<float> y(static_cast<size_t>(n * kTokens));
+  for (auto _ : state) {
+    run_rows(n_threads, type, k, w, w_row, n, x.data(), x_row, kTokens, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["flops"] = benchmark::Counter(2.0 * static_cast<double>(k * n * kTokens),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(shape_label(type, k, n, n_threads));
+}
+
+void matvec_args(benchmark::internal::Benchmark* b) {
+  for (int64_t t = 0; t < 5; ++t) {
+    for (int64_t s = 0; s < 5; ++s) {
+      for (int64_t threads : {1, 2}) b->Args({t, s, threads});
+    }
+  }
+}
+
+void prefill_args(benchmark::internal::Benchmark* b) {
+  for (int64_t t = 0; t < 5; ++t) {
+    for (int64_t s = 0; s < 5; ++s) {
+      if (t >= 2 && s != 0 && s != 2) continue;  // float formats: two shapes are enough
+      for (int64_t threads : {1, 2}) b->Args({t, s, threads});
+    }
+  }
+}
+
+BENCHMARK(BM_Matvec)->Apply(matvec_args)->ArgNames({"type", "shape", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Prefill)->Apply(prefill_args)->ArgNames({"type", "shape", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace mixserve
+
+BENCHMARK_MAIN();

@@ -1,0 +1,161 @@
+// Google Benchmark for the vector kernels at decoder sizes (hidden n = 2048, head_dim = 64,
+// n_kv = 512 and 2048), one set per variant usable on this CPU, reporting bytes/s (the bytes
+// each call must read and write). The context lists the chosen variant and the single-thread
+// read bandwidth from cache (256 KiB) and DRAM (256 MiB), the limits these kernels run into.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/machine_probe.h"
+#include "backends/cpu/vector_kernels.h"
+#include "backends/cpu/vector_variants.h"
+#include "common/cpu_features.h"
+#include "common/thread_pool.h"
+
+namespace {
+
+using mixserve::cpu::VectorKernelTable;
+
+constexpr int64_t kHidden = 2048;
+constexpr int64_t kHeadDim = 64;
+constexpr int64_t kHeads = kHidden / kHeadDim;
+constexpr int64_t kFfn = 5632;  // feed-forward width of a 2048-wide model (TinyLlama-1.1B)
+
+std::vector<float> random_vec(int64_t n, float lo, float hi, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+void set_bytes(benchmark::State& state, int64_t bytes_per_call) {
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * bytes_per_call);
+}
+
+void bench_rms_norm(benchmark::State& state, const VectorKernelTable* t) {
+  const int64_t n = state.range(0);
+  const auto x = random_vec(n, -2.0f, 2.0f, 1), w = random_vec(n, 0.5f, 1.5f, 2);
+  std::vector<float> y(static_cast<size_t>(n));
+  for (auto _ : state) {
+    t->rms_norm(x.data(), w.data(), y.data(), n, 1e-5f);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 3 * n * 4);  // read x and w, write y
+}
+
+// range(0): 1 = Llama pairs, 0 = NeoX halves; range(1): 1 = a new position every call (the
+// cos/sin table is rebuilt, as for a token's first rope), 0 = same position (q then k).
+void bench_rope(benchmark::State& state, const VectorKernelTable* t) {
+  const bool neox = state.range(0) == 0;
+  const bool new_pos = state.range(1) == 1;
+  auto x = random_vec(kHidden, -1.0f, 1.0f, 3);
+  int64_t pos = 4096;
+  for (auto _ : state) {
+    t->rope(x.data(), kHeadDim, kHeads, kHeadDim, pos, 10000.0f, neox);
+    if (new_pos) ++pos;
+    benchmark::DoNotOptimize(x.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 2 * kHidden * 4);  // read and write x
+}
+
+void bench_softmax(benchmark::State& state, const VectorKernelTable* t) {
+  const int64_t n = state.range(0);
+  auto x = random_vec(n, -10.0f, 10.0f, 4);
+  for (auto _ : state) {
+    // Repeated in place: the input becomes probabilities, which cost the same to process.
+    t->softmax(x.data(), n);
+    benchmark::DoNotOptimize(x.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 2 * n * 4);
+}
+
+void bench_swiglu(benchmark::State& state, const VectorKernelTable* t) {
+  const int64_t n = state.range(0);
+  const auto g = random_vec(n, -6.0f, 6.0f, 5), u = random_vec(n, -2.0f, 2.0f, 6);
+  std::vector<float> y(static_cast<size_t>(n));
+  for (auto _ : state) {
+    t->swiglu(g.data(), u.data(), y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 3 * n * 4);
+}
+
+void bench_add(benchmark::State& state, const VectorKernelTable* t) {
+  const int64_t n = state.range(0);
+  const auto a = random_vec(n, -1.0f, 1.0f, 7), b = random_vec(n, -1.0f, 1.0f, 8);
+  std::vector<float> y(static_cast<size_t>(n));
+  for (auto _ : state) {
+    t->add(a.data(), b.data(), y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 3 * n * 4);
+}
+
+// range(0): n_kv; range(1): kv_stride in floats (64 = one head's cache rows back to back,
+// 512 = 8 KV heads interleaved per position, so each row read is a separate 256-byte piece).
+void bench_attention_head(benchmark::State& state, const VectorKernelTable* t) {
+  const int64_t n_kv = state.range(0);
+  const int64_t stride = state.range(1);
+  const auto q = random_vec(kHeadDim, -1.0f, 1.0f, 9);
+  const auto k = random_vec(n_kv * stride, -1.0f, 1.0f, 10);
+  const auto v = random_vec(n_kv * stride, -1.0f, 1.0f, 11);
+  std::vector<float> out(kHeadDim), scratch(static_cast<size_t>(n_kv));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  for (auto _ : state) {
+    t->attention_head(q.data(), k.data(), v.data(), stride, kHeadDim, n_kv, scale, out.data(), scratch.data());
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 2 * n_kv * kHeadDim * 4);  // every key and value row once
+}
+
+void register_variant(const VectorKernelTable* t) {
+  const std::string p = std::string(t->name) + "/";
+  benchmark::RegisterBenchmark((p + "rms_norm").c_str(), bench_rms_norm, t)->Arg(kHidden);
+  benchmark::RegisterBenchmark((p + "rope").c_str(), bench_rope, t)
+      ->ArgNames({"llama", "new_pos"})
+      ->ArgsProduct({{1, 0}, {0, 1}});
+  benchmark::RegisterBenchmark((p + "softmax").c_str(), bench_softmax, t)->Arg(512)->Arg(kHidden);
+  benchmark::RegisterBenchmark((p + "swiglu").c_str(), bench_swiglu, t)->Arg(kHidden)->Arg(kFfn);
+  benchmark::RegisterBenchmark((p + "add").c_str(), bench_add, t)->Arg(kHidden);
+  benchmark::RegisterBenchmark((p + "attention_head").c_str(), bench_attention_head, t)
+      ->ArgNames({"n_kv", "stride"})
+      ->ArgsProduct({{512, 2048}, {kHeadDim, 8 * kHeadDim}});
+}
+
+std::string gb_per_s(double bytes_per_s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f GB/s", bytes_per_s / 1e9);
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_variant(&mixserve::cpu::kVectorKernelsScalar);
+  if (const auto* t = mixserve::cpu::vector_kernels_avx2()) register_variant(t);
+  if (const auto* t = mixserve::cpu::vector_kernels_avx512()) register_variant(t);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  mixserve::ThreadPool one(1);
+  benchmark::AddCustomContext("cpu_features", mixserve::cpu_features_string(mixserve::cpu_features()));
+  benchmark::AddCustomContext("vector_variant", mixserve::cpu::vector_variant());
+  benchmark::AddCustomContext("read_bw_1thread_256KiB",
+                              gb_per_s(mixserve::cpu::measure_read_bandwidth(one, 256 << 10, 20)));
+  benchmark::AddCustomContext("read_bw_1thread_256MiB",
+                              gb_per_s(mixserve::cpu::measure_read_bandwidth(one, 256 << 20, 3)));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job on an embedded default: build, write a small synthetic Llama model with the built-in
+# tokenizer, generate text from it, and benchmark it against this machine's memory bandwidth.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh
+mkdir -p build/models
+model=build/models/demo-small-q8_0.gguf
+[ -f "$model" ] || build/bin/mixserve model synth --arch llama --shape small --type q8_0 -o "$model"
+build/bin/mixserve devices
+build/bin/mixserve model info -m "$model"
+build/bin/mixserve run -m "$model" -p "Once upon a time" -n 48 --temp 0.7 --seed 7
+build/bin/mixserve bench -m "$model" -p 128 -n 64 -r 3 --probe-bytes 268435456

@@ -1,0 +1,124 @@
+#include "backends/cpu/cpu_device.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <new>
+#include <string>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/cpu_stream.h"
+#include "common/cpu_features.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+
+namespace mixserve::cpu {
+namespace {
+
+constexpr size_t kAlignment = 64;
+
+std::string read_cpu_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  }
+  return "unknown CPU";
+}
+
+// Returns the value in bytes of a /proc/meminfo field such as "MemTotal", or 0.
+uint64_t meminfo_bytes(const std::string& field) {
+  std::ifstream in("/proc/meminfo");
+  std::string name;
+  uint64_t kib = 0;
+  std::string unit;
+  while (in >> name >> kib >> unit) {
+    if (name == field + ":") return kib * 1024;
+  }
+  return 0;
+}
+
+std::string vendor_of(const std::string& cpu_name) {
+  if (cpu_name.find("AMD") != std::string::npos) return "AMD";
+  if (cpu_name.find("Intel") != std::string::npos) return "Intel";
+  return "unknown";
+}
+
+bool is_f32(const hal::Tensor* t) { return t != nullptr && t->dtype == DType::kF32; }
+
+class CpuBackend : public hal::Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  std::vector<hal::Device*> devices() override { return {&device_}; }
+
+ private:
+  CpuDevice device_;
+};
+
+}  // namespace
+
+CpuBuffer::CpuBuffer(hal::Device& device, void* data, size_t bytes, bool owned)
+    : device_(device), data_(data), bytes_(bytes), owned_(owned) {}
+
+CpuBuffer::~CpuBuffer() {
+  if (owned_) ::operator delete(data_, std::align_val_t(kAlignment));
+}
+
+CpuDevice::CpuDevice() : cpu_name_(read_cpu_name()) {}
+
+hal::DeviceInfo CpuDevice::info() const {
+  hal::DeviceInfo info;
+  info.id = "cpu";
+  info.name = cpu_name_;
+  info.vendor = vendor_of(cpu_name_);
+  info.backend = "cpu";
+  info.memory_total = meminfo_bytes("MemTotal");
+  info.memory_free = meminfo_bytes("MemAvailable");
+  info.compute_units = ThreadPool::hardware_threads();
+  info.details = cpu_features_string(cpu_features());
+  return info;
+}
+
+bool CpuDevice::supports_op(const hal::Op& op) const {
+  if (op.dst == nullptr || op.dst->dtype != DType::kF32) return false;
+  switch (op.kind) {
+    case hal::OpKind::kGetRows:
+    case hal::OpKind::kMatMul:
+      return op.src[0] != nullptr && dtype_info(op.src[0]->dtype).computable &&
+             (op.kind == hal::OpKind::kGetRows ? op.src[1] != nullptr && op.src[1]->dtype == DType::kI32
+                                               : is_f32(op.src[1]));
+    case hal::OpKind::kAdd:
+    case hal::OpKind::kRmsNorm:
+    case hal::OpKind::kSwiGLU:
+      return is_f32(op.src[0]) && is_f32(op.src[1]);
+    case hal::OpKind::kRope:
+    case hal::OpKind::kStoreKV:
+      return is_f32(op.src[0]);
+    case hal::OpKind::kAttention:
+      return is_f32(op.src[0]) && is_f32(op.src[1]) && is_f32(op.src[2]);
+  }
+  return false;
+}
+
+std::unique_ptr<hal::Buffer> CpuDevice::allocate(size_t bytes) {
+  void* data = ::operator new(bytes == 0 ? kAlignment : bytes, std::align_val_t(kAlignment), std::nothrow);
+  if (data == nullptr) {
+    fail(ErrorCode::kResourceExhausted, "cannot allocate ", bytes, " bytes of host memory");
+  }
+  return std::make_unique<CpuBuffer>(*this, data, bytes, true);
+}
+
+std::unique_ptr<hal::Buffer> CpuDevice::wrap_host(const void* data, size_t bytes) {
+  // The memory is only ever read through weight tensors; the const_cast does not lead to writes.
+  return std::make_unique<CpuBuffer>(*this, const_cast<void*>(data), bytes, false);
+}
+
+std::unique_ptr<hal::Stream> CpuDevice::create_stream(const hal::StreamOptions& options) {
+  return std::make_unique<CpuStream>(*this, options.n_threads);
+}
+
+std::unique_ptr<hal::Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace mixserve::cpu

@@ -1,0 +1,190 @@
+#include "backends/cpu/cpu_stream.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "backends/cpu/matmul_kernels.h"
+#include "backends/cpu/vector_kernels.h"
+#include "common/error.h"
+#include "quant/quant.h"
+
+namespace mixserve::cpu {
+namespace {
+
+float* f32(const hal::Tensor* t) { return static_cast<float*>(t->host_data()); }
+
+void check_host(const hal::Tensor* t, const char* what, const hal::Op& op) {
+  MIXSERVE_CHECK(t != nullptr && t->host_data() != nullptr, "op ", hal::op_name(op.kind), ": ", what,
+                 " is not in host memory");
+}
+
+// Rows per work item for a matrix product: enough to amortise dispatch, small enough to balance.
+int64_t matmul_grain(int64_t rows, int n_threads) {
+  const int64_t per_thread = (rows + n_threads - 1) / n_threads;
+  int64_t grain = std::max<int64_t>(16, per_thread / 8);
+  return (grain + 15) / 16 * 16;
+}
+
+}  // namespace
+
+CpuStream::CpuStream(hal::Device& device, int n_threads) : device_(device), pool_(n_threads) {}
+
+uint8_t* CpuStream::scratch(size_t bytes) {
+  if (scratch_.size() < bytes + 64) scratch_.resize(bytes + 64);
+  auto addr = reinterpret_cast<uintptr_t>(scratch_.data());
+  return scratch_.data() + ((64 - addr % 64) % 64);
+}
+
+void CpuStream::write(hal::Buffer& dst, size_t offset, const void* src, size_t bytes) {
+  MIXSERVE_CHECK(offset + bytes <= dst.size() && dst.host_ptr() != nullptr, "write out of range");
+  std::memcpy(static_cast<uint8_t*>(dst.host_ptr()) + offset, src, bytes);
+}
+
+void CpuStream::read(const hal::Buffer& src, size_t offset, void* dst, size_t bytes) {
+  MIXSERVE_CHECK(offset + bytes <= src.size() && src.host_ptr() != nullptr, "read out of range");
+  std::memcpy(dst, static_cast<const uint8_t*>(src.host_ptr()) + offset, bytes);
+}
+
+void CpuStream::run(const hal::Op& op) {
+  if (!device_.supports_op(op)) {
+    fail(ErrorCode::kUnimplemented, "cpu: unsupported op ", hal::op_name(op.kind),
+         op.src[0] != nullptr ? str_cat(" on ", dtype_name(op.src[0]->dtype)) : std::string());
+  }
+  check_host(op.dst, "dst", op);
+  for (const hal::Tensor* src : op.src) {
+    if (src != nullptr) check_host(src, "src", op);
+  }
+  switch (op.kind) {
+    case hal::OpKind::kGetRows: return get_rows(op);
+    case hal::OpKind::kMatMul: return mat_mul(op);
+    case hal::OpKind::kAdd: return add(op);
+    case hal::OpKind::kRmsNorm: return rms_norm(op);
+    case hal::OpKind::kRope: return rope(op);
+    case hal::OpKind::kSwiGLU: return swiglu(op);
+    case hal::OpKind::kAttention: return attention(op);
+    case hal::OpKind::kStoreKV: return store_kv(op);
+  }
+}
+
+void CpuStream::get_rows(const hal::Op& op) {
+  const hal::Tensor& table = *op.src[0];
+  const auto* ids = static_cast<const int32_t*>(op.src[1]->host_data());
+  const int64_t n = op.src[1]->elements();
+  const int64_t width = table.ne[0];
+  MIXSERVE_CHECK(op.dst->ne[0] == width && op.dst->rows() >= n, "get_rows shape mismatch");
+  for (int64_t t = 0; t < n; ++t) {
+    if (ids[t] < 0 || ids[t] >= table.rows()) {
+      fail(ErrorCode::kInvalidArgument, "token id ", ids[t], " is out of range [0, ", table.rows(), ")");
+    }
+  }
+  const auto* base = static_cast<const uint8_t*>(table.host_data());
+  const size_t row_bytes = table.row_bytes();
+  float* out = f32(op.dst);
+  for (int64_t t = 0; t < n; ++t) {
+    quant::dequantize_row(table.dtype, base + static_cast<size_t>(ids[t]) * row_bytes, out + t * width, width);
+  }
+}
+
+void CpuStream::mat_mul(const hal::Op& op) {
+  const hal::Tensor& w = *op.src[0];
+  const hal::Tensor& x = *op.src[1];
+  const int64_t k = w.ne[0];
+  const int64_t n_out = w.rows();
+  const int64_t n_tok = x.rows();
+  MIXSERVE_CHECK(x.ne[0] == k && op.dst->ne[0] == n_out && op.dst->rows() == n_tok, "mat_mul shapes ",
+                 w.shape_string(), " x ", x.shape_string(), " -> ", op.dst->shape_string());
+  const DType act = activation_type(w.dtype);
+  const size_t act_row = *dtype_row_bytes(act, k);
+  uint8_t* xq = scratch(act_row * static_cast<size_t>(n_tok));
+  const float* xf = f32(&x);
+  pool_.parallel_for(n_tok, 8, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t) convert_activation(w.dtype, xf + t * k, xq + t * act_row, k);
+  });
+  const auto* wdata = w.host_data();
+  const size_t w_row = w.row_bytes();
+  float* y = f32(op.dst);
+  pool_.parallel_for(n_out, matmul_grain(n_out, pool_.size()), [&](int64_t r0, int64_t r1, int) {
+    matmul_rows(w.dtype, k, wdata, w_row, r0, r1, xq, act_row, n_tok, y, n_out);
+  });
+}
+
+void CpuStream::add(const hal::Op& op) {
+  const hal::Tensor& a = *op.src[0];
+  const hal::Tensor& b = *op.src[1];
+  const int64_t width = a.ne[0];
+  MIXSERVE_CHECK(b.ne[0] == width && (b.rows() == a.rows() || b.rows() == 1), "add shapes");
+  const bool broadcast = b.rows() == 1 && a.rows() != 1;
+  const float* pa = f32(&a);
+  const float* pb = f32(&b);
+  float* y = f32(op.dst);
+  for (int64_t r = 0; r < a.rows(); ++r) {
+    cpu::add(pa + r * width, pb + (broadcast ? 0 : r * width), y + r * width, width);
+  }
+}
+
+void CpuStream::rms_norm(const hal::Op& op) {
+  const int64_t width = op.src[0]->ne[0];
+  MIXSERVE_CHECK(op.src[1]->elements() == width, "rms_norm weight size");
+  const float* x = f32(op.src[0]);
+  const float* w = f32(op.src[1]);
+  float* y = f32(op.dst);
+  for (int64_t r = 0; r < op.src[0]->rows(); ++r) cpu::rms_norm(x + r * width, w, y + r * width, width, op.f[0]);
+}
+
+void CpuStream::rope(const hal::Op& op) {
+  const hal::Tensor& t = *op.dst;
+  MIXSERVE_CHECK(op.src[0] == op.dst, "rope runs in place");
+  const int64_t head_dim = t.ne[0];
+  const int64_t heads = t.ne[1];
+  float* x = f32(&t);
+  for (int64_t i = 0; i < t.ne[2]; ++i) {
+    cpu::rope(x + i * head_dim * heads, head_dim, heads, op.i[1], op.i[0] + i, op.f[0], op.i[2] == 1);
+  }
+}
+
+void CpuStream::swiglu(const hal::Op& op) {
+  const int64_t n = op.src[0]->elements();
+  const float* g = f32(op.src[0]);
+  const float* u = f32(op.src[1]);
+  float* y = f32(op.dst);
+  pool_.parallel_for(n, 4096, [&](int64_t b, int64_t e, int) { cpu::swiglu(g + b, u + b, y + b, e - b); });
+}
+
+void CpuStream::attention(const hal::Op& op) {
+  const hal::Tensor& q = *op.src[0];
+  const int64_t head_dim = q.ne[0];
+  const int64_t n_head = q.ne[1];
+  const int64_t n_tok = q.ne[2];
+  const int64_t n_head_kv = op.i[1];
+  const int64_t pos0 = op.i[0];
+  const int64_t kv_stride = head_dim * n_head_kv;
+  MIXSERVE_CHECK(n_head_kv > 0 && n_head % n_head_kv == 0 && op.src[1]->ne[0] == kv_stride,
+                 "attention head layout");
+  MIXSERVE_CHECK(pos0 + n_tok <= op.src[1]->rows(), "attention past the cache");
+  const int64_t group = n_head / n_head_kv;
+  const int64_t n_ctx = pos0 + n_tok;
+  auto* work = reinterpret_cast<float*>(scratch(sizeof(float) * static_cast<size_t>(n_ctx * pool_.size())));
+  const float* qp = f32(&q);
+  const float* kp = f32(op.src[1]);
+  const float* vp = f32(op.src[2]);
+  float* out = f32(op.dst);
+  pool_.parallel_for(n_tok * n_head, 1, [&](int64_t begin, int64_t end, int ith) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t t = i / n_head;
+      const int64_t h = i % n_head;
+      const int64_t kvh = h / group;
+      attention_head(qp + (t * n_head + h) * head_dim, kp + kvh * head_dim, vp + kvh * head_dim, kv_stride,
+                     head_dim, pos0 + t + 1, op.f[0], out + (t * n_head + h) * head_dim, work + ith * n_ctx);
+    }
+  });
+}
+
+void CpuStream::store_kv(const hal::Op& op) {
+  const hal::Tensor& src = *op.src[0];
+  hal::Tensor& dst = *op.dst;
+  MIXSERVE_CHECK(src.ne[0] == dst.ne[0] && op.i[0] + src.rows() <= dst.rows(), "store_kv out of range");
+  std::memcpy(f32(&dst) + op.i[0] * dst.ne[0], f32(&src), src.bytes());
+}
+
+}  // namespace mixserve::cpu

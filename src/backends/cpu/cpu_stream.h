@@ -1,0 +1,43 @@
+// CPU stream: runs ops synchronously on the calling thread plus a thread pool.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/thread_pool.h"
+#include "hal/device.h"
+
+namespace mixserve::cpu {
+
+/// Executes ops at once (run returns when the op is done); synchronize() is a no-op.
+class CpuStream : public hal::Stream {
+ public:
+  /// A stream on `device` using `n_threads` threads (0 = all usable cores).
+  CpuStream(hal::Device& device, int n_threads);
+  void run(const hal::Op& op) override;
+  void write(hal::Buffer& dst, size_t offset, const void* src, size_t bytes) override;
+  void read(const hal::Buffer& src, size_t offset, void* dst, size_t bytes) override;
+  void synchronize() override {}
+
+  /// Threads used by this stream.
+  int n_threads() const { return pool_.size(); }
+
+ private:
+  void get_rows(const hal::Op& op);
+  void mat_mul(const hal::Op& op);
+  void add(const hal::Op& op);
+  void rms_norm(const hal::Op& op);
+  void rope(const hal::Op& op);
+  void swiglu(const hal::Op& op);
+  void attention(const hal::Op& op);
+  void store_kv(const hal::Op& op);
+  /// Scratch of at least `bytes`, 64-byte aligned, reused across ops.
+  uint8_t* scratch(size_t bytes);
+
+  hal::Device& device_;
+  ThreadPool pool_;
+  std::vector<uint8_t> scratch_;
+};
+
+}  // namespace mixserve::cpu

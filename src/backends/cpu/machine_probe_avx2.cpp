@@ -1,0 +1,90 @@
+// AVX2/FMA inner loops of the machine probe; used only after cpu_features() reports AVX2 and FMA.
+#include <immintrin.h>
+
+#include "backends/cpu/machine_probe_kernels.h"
+
+namespace mixserve::cpu::probe {
+namespace {
+
+// The arithmetic loops use asm statements: with the intrinsics GCC 12 copies the accumulators
+// between registers every round, which measures its register allocator rather than the CPU.
+
+// Eight accumulators of 8 floats: 256 bytes per round, more than DRAM or L3 can deliver per
+// cycle, so the loads (not the adds) limit the speed as in a matrix-vector product.
+double read_sum_avx2(const float* p, size_t n) {
+  __m256 a[8];
+#pragma GCC unroll 16
+  for (auto& v : a) v = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+#pragma GCC unroll 16
+    for (int k = 0; k < 8; ++k) a[k] = _mm256_add_ps(a[k], _mm256_loadu_ps(p + i + 8 * k));
+  }
+  for (; i < n; i += 8) a[0] = _mm256_add_ps(a[0], _mm256_loadu_ps(p + i));
+  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])),
+                           _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7])));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, s);
+  double sum = 0.0;
+  for (float v : lanes) sum += v;
+  return sum;
+}
+
+// 12 independent FMA chains (FMA latency 4-5 cycles x 2 ports needs >= 10) in 16 ymm registers.
+constexpr int kFmaChains = 12;
+
+double fma_avx2(int64_t iters) {
+  const __m256 a = _mm256_set1_ps(0.9999f);
+  const __m256 b = _mm256_set1_ps(1e-4f);  // x -> a x + b converges to 1: no overflow, no denormals
+  __m256 acc[kFmaChains];
+#pragma GCC unroll 16
+  for (int k = 0; k < kFmaChains; ++k) acc[k] = _mm256_set1_ps(static_cast<float>(k));
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 16
+    for (int k = 0; k < kFmaChains; ++k) {
+      asm("vfmadd213ps %[b], %[a], %[acc]" : [acc] "+x"(acc[k]) : [a] "x"(a), [b] "x"(b));
+    }
+  }
+  __m256 s = acc[0];
+#pragma GCC unroll 16
+  for (int k = 1; k < kFmaChains; ++k) s = _mm256_add_ps(s, acc[k]);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, s);
+  return lanes[0] + lanes[7];
+}
+
+// maddubs (u8 x s8 pairs -> s16), madd with ones (-> s32), add: 32 multiply-adds per ymm. Each
+// chain's only loop-carried dependency is the 1-cycle add, so 8 chains keep both ports busy.
+constexpr int kInt8Chains = 8;
+
+double int8_avx2(int64_t iters) {
+  const __m256i a = _mm256_set1_epi8(3);
+  const __m256i b = _mm256_set1_epi8(-2);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[kInt8Chains];
+#pragma GCC unroll 16
+  for (int k = 0; k < kInt8Chains; ++k) acc[k] = _mm256_setzero_si256();
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 16
+    for (int k = 0; k < kInt8Chains; ++k) {
+      __m256i t;
+      asm("vpmaddubsw %[b], %[a], %[t]\n\t"
+          "vpmaddwd %[ones], %[t], %[t]\n\t"
+          "vpaddd %[t], %[acc], %[acc]"
+          : [acc] "+x"(acc[k]), [t] "=&x"(t)
+          : [a] "x"(a), [b] "x"(b), [ones] "x"(ones));
+    }
+  }
+  __m256i s = acc[0];
+#pragma GCC unroll 16
+  for (int k = 1; k < kInt8Chains; ++k) s = _mm256_add_epi32(s, acc[k]);
+  return static_cast<double>(_mm256_extract_epi32(s, 0));
+}
+
+}  // namespace
+
+const ReadLoop kReadAvx2 = {"avx2", read_sum_avx2};
+const ComputeLoop kFmaAvx2 = {"avx2 fma", 2.0 * 8 * kFmaChains, fma_avx2};
+const ComputeLoop kInt8Avx2 = {"avx2 maddubs+madd", 2.0 * 32 * kInt8Chains, int8_avx2};
+
+}  // namespace mixserve::cpu::probe

@@ -1,0 +1,120 @@
+#include "backends/cpu/matmul_kernels.h"
+
+#include <cstdlib>
+#include <memory>
+
+#include "backends/cpu/matmul_variants.h"
+#include "common/cpu_features.h"
+#include "common/error.h"
+
+namespace mixserve::cpu {
+namespace {
+
+bool is_matmul_type(DType t) {
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kQ8_0 ||
+         t == DType::kQ4_0;
+}
+
+void check_type(DType wtype, const char* what) {
+  if (!is_matmul_type(wtype)) {
+    fail(ErrorCode::kUnimplemented, what, ": no CPU matmul kernel for weights of type ",
+         dtype_name(wtype), " (f32, f16, bf16, q8_0 and q4_0 are supported)");
+  }
+}
+
+// Bytes of one row of k elements of `type`, or a kInvalidArgument error naming `what`.
+size_t row_bytes_or_fail(DType type, int64_t k, const char* what) {
+  const auto bytes = dtype_row_bytes(type, k);
+  if (k <= 0 || !bytes) {
+    fail(ErrorCode::kInvalidArgument, what, ": k = ", k, " is not a positive multiple of the ",
+         dtype_name(type), " block size ", dtype_info(type).block_elems);
+  }
+  return *bytes;
+}
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+
+}  // namespace
+
+const MatmulKernelTable* matmul_kernels_avx2() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx2 && f.fma && f.f16c ? &kMatmulKernelsAvx2 : nullptr;
+}
+
+const MatmulKernelTable* matmul_kernels_avx512() {
+  const CpuFeatures& f = cpu_features();
+  const bool ok = f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma && f.f16c;
+  return ok ? &kMatmulKernelsAvx512 : nullptr;
+}
+
+std::vector<const MatmulKernelTable*> usable_matmul_kernels() {
+  std::vector<const MatmulKernelTable*> out{&kMatmulKernelsScalar};
+  if (const auto* t = matmul_kernels_avx2()) out.push_back(t);
+  if (const auto* t = matmul_kernels_avx512()) out.push_back(t);
+  return out;
+}
+
+const MatmulKernelTable& active_matmul_kernels() {
+  static const MatmulKernelTable* const table = [] {
+    if (const auto* t = matmul_kernels_avx512()) return t;
+    if (const auto* t = matmul_kernels_avx2()) return t;
+    return &kMatmulKernelsScalar;
+  }();
+  return *table;
+}
+
+void* matmul_scratch(size_t bytes) {
+  thread_local std::unique_ptr<void, FreeDeleter> buffer;
+  thread_local size_t capacity = 0;
+  if (bytes > capacity) {
+    const size_t rounded = (bytes + 4095) / 4096 * 4096;
+    buffer.reset();
+    void* p = std::aligned_alloc(64, rounded);
+    if (p == nullptr) {
+      capacity = 0;
+      fail(ErrorCode::kResourceExhausted, "matmul: cannot allocate ", rounded, " bytes of scratch");
+    }
+    buffer.reset(p);
+    capacity = rounded;
+  }
+  return buffer.get();
+}
+
+DType activation_type(DType wtype) {
+  check_type(wtype, "activation_type");
+  return wtype == DType::kQ8_0 || wtype == DType::kQ4_0 ? DType::kQ8_0 : DType::kF32;
+}
+
+void convert_activation(DType wtype, const float* x, void* dst, int64_t k) {
+  const DType act = activation_type(wtype);
+  row_bytes_or_fail(act, k, "convert_activation");
+  if (x == nullptr || dst == nullptr) fail(ErrorCode::kInvalidArgument, "convert_activation: null pointer");
+  active_matmul_kernels().convert_activation(wtype, x, dst, k);
+}
+
+void matmul_rows(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                 const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride) {
+  check_type(wtype, "matmul_rows");
+  const size_t need_w = row_bytes_or_fail(wtype, k, "matmul_rows");
+  const size_t need_x = row_bytes_or_fail(activation_type(wtype), k, "matmul_rows");
+  if (r0 < 0 || r1 < r0 || n_tok < 0) {
+    fail(ErrorCode::kInvalidArgument, "matmul_rows: bad ranges rows [", r0, ", ", r1, ") n_tok ", n_tok);
+  }
+  if (r0 == r1 || n_tok == 0) return;
+  if (w_row_bytes < need_w || x_row_bytes < need_x || (n_tok > 1 && y_stride < r1)) {
+    fail(ErrorCode::kInvalidArgument, "matmul_rows: strides too small (w ", w_row_bytes, " < ", need_w,
+         ", x ", x_row_bytes, " < ", need_x, ", or y ", y_stride, " < ", r1, ")");
+  }
+  if (w == nullptr || x == nullptr || y == nullptr) fail(ErrorCode::kInvalidArgument, "matmul_rows: null pointer");
+  active_matmul_kernels().matmul_rows(wtype, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y,
+                                      y_stride);
+}
+
+const char* matmul_variant(DType wtype) {
+  check_type(wtype, "matmul_variant");
+  return active_matmul_kernels().name;
+}
+
+}  // namespace mixserve::cpu

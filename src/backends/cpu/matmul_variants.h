@@ -1,0 +1,44 @@
+// Internal: the per-ISA implementations behind matmul_kernels.h, exposed so tests can run each.
+// Variant entry points expect arguments already validated by the public functions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "common/dtype.h"
+
+namespace mixserve::cpu {
+
+/// One implementation of the matmul kernels (same contracts as matmul_kernels.h).
+struct MatmulKernelTable {
+  const char* name;  ///< "scalar", "avx2" or "avx512"
+  /// See mixserve::cpu::convert_activation. Every variant writes the same bytes for finite input.
+  void (*convert_activation)(DType wtype, const float* x, void* dst, int64_t k);
+  /// See mixserve::cpu::matmul_rows; wtype is one of F32, F16, BF16, Q8_0, Q4_0.
+  void (*matmul_rows)(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
+                      int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, float* y,
+                      int64_t y_stride);
+};
+
+/// The portable scalar kernels (always usable).
+extern const MatmulKernelTable kMatmulKernelsScalar;
+/// AVX2+FMA+F16C kernels: call only when matmul_kernels_avx2() is not null.
+extern const MatmulKernelTable kMatmulKernelsAvx2;
+/// AVX-512 (F, BW, VL, VNNI) kernels: call only when matmul_kernels_avx512() is not null.
+extern const MatmulKernelTable kMatmulKernelsAvx512;
+
+/// &kMatmulKernelsAvx2 when this CPU (as capped by MIXSERVE_CPU_ISA) can run it, else nullptr.
+const MatmulKernelTable* matmul_kernels_avx2();
+/// &kMatmulKernelsAvx512 when this CPU (as capped by MIXSERVE_CPU_ISA) can run it, else nullptr.
+const MatmulKernelTable* matmul_kernels_avx512();
+/// Every table this CPU can run, scalar first.
+std::vector<const MatmulKernelTable*> usable_matmul_kernels();
+/// The table the public functions dispatch to (the best usable one), chosen once.
+const MatmulKernelTable& active_matmul_kernels();
+
+/// A 64-byte aligned per-thread scratch area of at least `bytes` bytes, valid until the next call
+/// on the same thread. Lives in generic code so SIMD files instantiate no shared library templates.
+void* matmul_scratch(size_t bytes);
+
+}  // namespace mixserve::cpu

@@ -1,0 +1,269 @@
+// Public vector kernels: argument checks, one-time variant choice, the scalar variant and the
+// rotary-angle table shared by all variants.
+#include "backends/cpu/vector_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "backends/cpu/vector_variants.h"
+#include "common/cpu_features.h"
+#include "common/error.h"
+
+namespace mixserve::cpu {
+namespace {
+
+// Chunk of output dims the scalar attention accumulates at once (a double per dim on the stack).
+constexpr int64_t kScalarAttentionChunk = 64;
+
+void check_span(const char* op, const char* what, const void* p, int64_t n) {
+  if (n < 0) fail(ErrorCode::kInvalidArgument, op, ": ", what, " length ", n, " is negative");
+  if (n > 0 && p == nullptr) fail(ErrorCode::kInvalidArgument, op, ": ", what, " is null");
+}
+
+// ---- scalar variant: reductions in double, libm exp -------------------------------------------
+
+void rms_norm_scalar(const float* x, const float* w, float* y, int64_t n, float eps) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  const auto scale = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
+}
+
+void rope_scalar(float* x, int64_t head_dim, int64_t n_heads, int64_t n_rot, int64_t pos, float freq_base, bool neox) {
+  const RopeTable t = rope_table(pos, n_rot, freq_base);
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* head = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      float* a = neox ? head + i : head + 2 * i;
+      float* b = neox ? head + i + half : head + 2 * i + 1;
+      const float x0 = *a;
+      const float x1 = *b;
+      *a = x0 * t.cos[i] - x1 * t.sin[i];
+      *b = x1 * t.cos[i] + x0 * t.sin[i];
+    }
+  }
+}
+
+void softmax_scalar(float* x, int64_t n) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) max = std::max(max, x[i]);
+  if (max == -std::numeric_limits<float>::infinity()) {
+    softmax_all_masked(x, n);
+    return;
+  }
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  const double inv = 1.0 / sum;
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(x[i] * inv);
+}
+
+// silu(g) = g * sigmoid(g) with sigmoid from e = exp(-|g|): 1/(1+e) for g >= 0, e/(1+e) below,
+// so exp never overflows and silu stays accurate down to g ~ -100 (g/(1+exp(-g)) would give 0
+// as soon as exp(-g) overflows, at g < -88.7, although the true value is still a normal float).
+void swiglu_scalar(const float* gate, const float* up, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    const float e = std::exp(-std::fabs(g));
+    const float sigmoid = (g >= 0.0f ? 1.0f : e) / (1.0f + e);
+    y[i] = g * sigmoid * up[i];
+  }
+}
+
+void add_scalar(const float* a, const float* b, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
+void attention_head_scalar(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                           int64_t n_kv, float scale, float* out, float* scratch) {
+  for (int64_t j = 0; j < n_kv; ++j) {
+    const float* kj = k + j * kv_stride;
+    double dot = 0.0;
+    for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(q[d]) * kj[d];
+    scratch[j] = static_cast<float>(dot * scale);
+  }
+  softmax_scalar(scratch, n_kv);
+  double acc[kScalarAttentionChunk];
+  for (int64_t d0 = 0; d0 < head_dim; d0 += kScalarAttentionChunk) {
+    const int64_t len = std::min(kScalarAttentionChunk, head_dim - d0);
+    std::fill(acc, acc + len, 0.0);
+    for (int64_t j = 0; j < n_kv; ++j) {
+      const float* vj = v + j * kv_stride + d0;
+      const double p = scratch[j];
+      for (int64_t d = 0; d < len; ++d) acc[d] += p * vj[d];
+    }
+    for (int64_t d = 0; d < len; ++d) out[d0 + d] = static_cast<float>(acc[d]);
+  }
+}
+
+void exp_scalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+}
+
+// ---- rotary table cache -------------------------------------------------------------------------
+
+// Per-thread rotary tables: the frequencies depend on (n_rot, freq_base) only and survive position
+// changes; cos/sin are rebuilt when the position changes (once per token: q and k share it).
+struct RopeCache {
+  int64_t n_rot = 0;
+  float freq_base = 0.0f;
+  int64_t pos = 0;
+  bool angles_valid = false;
+  std::vector<double> inv_freq;  // freq_base^(-2i/n_rot)
+  std::vector<float> cos, sin, cos_pairs, sin_signed;
+};
+
+const VectorKernelTable& choose_variant() {
+  if (const auto* t = vector_kernels_avx512()) return *t;
+  if (const auto* t = vector_kernels_avx2()) return *t;
+  return kVectorKernelsScalar;
+}
+
+}  // namespace
+
+const VectorKernelTable kVectorKernelsScalar = {
+    "scalar",      rms_norm_scalar, rope_scalar,           softmax_scalar,
+    swiglu_scalar, add_scalar,      attention_head_scalar, exp_scalar,
+};
+
+void softmax_all_masked(float* x, int64_t n) {
+  bool any_nan = false;
+  for (int64_t i = 0; i < n; ++i) any_nan |= std::isnan(x[i]);
+  std::fill(x, x + n, any_nan ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
+}
+
+RopeTable rope_table(int64_t pos, int64_t n_rot, float freq_base) {
+  thread_local RopeCache cache;
+  const auto half = static_cast<size_t>(n_rot / 2);
+  if (cache.n_rot != n_rot || cache.freq_base != freq_base) {
+    cache.inv_freq.resize(half);
+    for (size_t i = 0; i < half; ++i) {
+      cache.inv_freq[i] =
+          std::pow(static_cast<double>(freq_base), -2.0 * static_cast<double>(i) / static_cast<double>(n_rot));
+    }
+    cache.cos.resize(half);
+    cache.sin.resize(half);
+    cache.cos_pairs.resize(2 * half);
+    cache.sin_signed.resize(2 * half);
+    cache.n_rot = n_rot;
+    cache.freq_base = freq_base;
+    cache.angles_valid = false;
+  }
+  if (!cache.angles_valid || cache.pos != pos) {
+    for (size_t i = 0; i < half; ++i) {
+      // theta_i in double so that cos/sin are accurate to float even at large positions (a float
+      // theta near 4096 would already be off by ~2.4e-4 rad); each result is rounded once.
+      const double theta = static_cast<double>(pos) * cache.inv_freq[i];
+      const auto c = static_cast<float>(std::cos(theta));
+      const auto s = static_cast<float>(std::sin(theta));
+      cache.cos[i] = c;
+      cache.sin[i] = s;
+      cache.cos_pairs[2 * i] = c;
+      cache.cos_pairs[2 * i + 1] = c;
+      cache.sin_signed[2 * i] = -s;
+      cache.sin_signed[2 * i + 1] = s;
+    }
+    cache.pos = pos;
+    cache.angles_valid = true;
+  }
+  return {cache.cos.data(), cache.sin.data(), cache.cos_pairs.data(), cache.sin_signed.data()};
+}
+
+const VectorKernelTable* vector_kernels_avx2() {
+  const CpuFeatures& f = cpu_features();
+  return f.avx2 && f.fma ? &kVectorKernelsAvx2 : nullptr;
+}
+
+const VectorKernelTable* vector_kernels_avx512() {
+  // The AVX-512 file is compiled with VNNI/BF16 enabled too, but its float code has no integer
+  // dot products or bf16 conversions for the compiler to turn into those instructions.
+  const CpuFeatures& f = cpu_features();
+  return f.avx512f && f.avx512bw && f.avx512vl && f.avx2 && f.fma ? &kVectorKernelsAvx512 : nullptr;
+}
+
+const VectorKernelTable& active_vector_kernels() {
+  static const VectorKernelTable& table = choose_variant();
+  return table;
+}
+
+const char* vector_variant() {
+  return active_vector_kernels().name;
+}
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  check_span("rms_norm", "x", x, n);
+  check_span("rms_norm", "w", w, n);
+  check_span("rms_norm", "y", y, n);
+  if (!(eps >= 0.0f) || !std::isfinite(eps)) {
+    fail(ErrorCode::kInvalidArgument, "rms_norm: eps ", eps, " must be finite and >= 0");
+  }
+  if (n == 0) return;
+  active_vector_kernels().rms_norm(x, w, y, n, eps);
+}
+
+void rope(float* x, int64_t head_dim, int64_t n_heads, int64_t n_rot, int64_t pos, float freq_base, bool neox) {
+  if (head_dim <= 0 || n_heads < 0) {
+    fail(ErrorCode::kInvalidArgument, "rope: head_dim ", head_dim, " must be > 0 and n_heads ", n_heads, " >= 0");
+  }
+  if (n_rot < 0 || n_rot > head_dim || n_rot % 2 != 0) {
+    fail(ErrorCode::kInvalidArgument, "rope: n_rot ", n_rot, " must be even and within [0, head_dim = ", head_dim, "]");
+  }
+  if (!(freq_base > 0.0f) || !std::isfinite(freq_base)) {
+    fail(ErrorCode::kInvalidArgument, "rope: freq_base ", freq_base, " must be finite and > 0");
+  }
+  if (n_heads > std::numeric_limits<int64_t>::max() / head_dim) {
+    fail(ErrorCode::kInvalidArgument, "rope: n_heads * head_dim overflows");
+  }
+  check_span("rope", "x", x, n_heads * head_dim);
+  if (n_rot == 0 || n_heads == 0) return;
+  active_vector_kernels().rope(x, head_dim, n_heads, n_rot, pos, freq_base, neox);
+}
+
+void softmax(float* x, int64_t n) {
+  check_span("softmax", "x", x, n);
+  if (n == 0) return;
+  active_vector_kernels().softmax(x, n);
+}
+
+void swiglu(const float* gate, const float* up, float* y, int64_t n) {
+  check_span("swiglu", "gate", gate, n);
+  check_span("swiglu", "up", up, n);
+  check_span("swiglu", "y", y, n);
+  if (n == 0) return;
+  active_vector_kernels().swiglu(gate, up, y, n);
+}
+
+void add(const float* a, const float* b, float* y, int64_t n) {
+  check_span("add", "a", a, n);
+  check_span("add", "b", b, n);
+  check_span("add", "y", y, n);
+  if (n == 0) return;
+  active_vector_kernels().add(a, b, y, n);
+}
+
+void attention_head(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim, int64_t n_kv,
+                    float scale, float* out, float* scratch) {
+  if (head_dim <= 0) fail(ErrorCode::kInvalidArgument, "attention_head: head_dim ", head_dim, " <= 0");
+  if (n_kv < 0) fail(ErrorCode::kInvalidArgument, "attention_head: n_kv ", n_kv, " is negative");
+  if (kv_stride < head_dim) {
+    fail(ErrorCode::kInvalidArgument, "attention_head: kv_stride ", kv_stride, " is smaller than head_dim ", head_dim);
+  }
+  if (!std::isfinite(scale)) fail(ErrorCode::kInvalidArgument, "attention_head: scale is not finite");
+  check_span("attention_head", "q", q, head_dim);
+  check_span("attention_head", "out", out, head_dim);
+  check_span("attention_head", "k", k, n_kv);
+  check_span("attention_head", "v", v, n_kv);
+  check_span("attention_head", "scratch", scratch, n_kv);
+  if (n_kv == 0) {
+    std::fill(out, out + head_dim, 0.0f);  // nothing to attend to
+    return;
+  }
+  active_vector_kernels().attention_head(q, k, v, kv_stride, head_dim, n_kv, scale, out, scratch);
+}
+
+}  // namespace mixserve::cpu

@@ -1,0 +1,37 @@
+// CPU kernels for the element-wise and row-wise ops of a transformer layer (f32), with SIMD
+// variants chosen at run time and scalar fallbacks. Bad sizes or null pointers throw
+// mixserve::Error (kInvalidArgument); n = 0 is a no-op.
+#pragma once
+
+#include <cstdint>
+
+namespace mixserve::cpu {
+
+/// y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], i in [0, n). y may alias x.
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
+
+/// Rotary position embedding in place on one token: x holds n_heads vectors of head_dim floats.
+/// The first n_rot dims of each head rotate by angle pos * freq_base^(-2i/n_rot) for pair i.
+/// neox=false pairs (2i, 2i+1) (Llama); neox=true pairs (i, i + n_rot/2) (NeoX, Qwen2).
+void rope(float* x, int64_t head_dim, int64_t n_heads, int64_t n_rot, int64_t pos, float freq_base, bool neox);
+
+/// Numerically stable softmax in place over n values. -inf entries (masked) get 0; if every entry
+/// is -inf the result is all zeros; a NaN or +inf entry makes the result NaN.
+void softmax(float* x, int64_t n);
+
+/// y[i] = silu(gate[i]) * up[i]; silu(g) = g / (1 + exp(-g)). y may alias gate or up.
+void swiglu(const float* gate, const float* up, float* y, int64_t n);
+
+/// y[i] = a[i] + b[i]. y may alias a or b.
+void add(const float* a, const float* b, float* y, int64_t n);
+
+/// Causal attention of one query head: out[head_dim] = sum_j softmax_j(scale * q.k_j) v_j over the
+/// n_kv keys/values k_j = k + j * kv_stride, v_j = v + j * kv_stride (floats).
+/// scratch must hold n_kv floats. n_kv = 0 gives out = 0.
+void attention_head(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim, int64_t n_kv,
+                    float scale, float* out, float* scratch);
+
+/// Name of the SIMD variant these kernels use on this CPU ("avx512", "avx2", "scalar").
+const char* vector_variant();
+
+}  // namespace mixserve::cpu

@@ -1,0 +1,348 @@
+// AVX2+FMA variant of the vector kernels. Compiled with AVX2 enabled; reached only through
+// kVectorKernelsAvx2 after vector_kernels_avx2() has checked the CPU.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "backends/cpu/vector_variants.h"
+
+namespace mixserve::cpu {
+namespace {
+
+constexpr int64_t kLanes = 8;
+
+// Lane masks for tails: loading 8 ints from kMaskTable + 8 - r enables the first r lanes.
+alignas(64) constexpr int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+__m256i tail_mask(int64_t remaining) {
+  const int64_t r = remaining >= kLanes ? kLanes : remaining;
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + kLanes - r));
+}
+
+float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// exp(x) for float lanes; same method and accuracy as the AVX-512 variant (see exp_ps there):
+// Cody-Waite reduction, degree-7 Taylor polynomial, two-step 2^n scaling; <= 1 ulp measured.
+__m256 exp_ps(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-104.0f);
+  const __m256 hi = _mm256_set1_ps(89.0f);
+  // max/min return their second operand when one is NaN, so NaN inputs pass through.
+  const __m256 t = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), t);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-6f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1);
+  const __m256i n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+void exp_avx2(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) _mm256_storeu_ps(y + i, exp_ps(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, exp_ps(_mm256_maskload_ps(x + i, m)));
+  }
+}
+
+double hsum_pd(__m256d v) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+  return _mm_cvtsd_f64(s);
+}
+
+// Sum of squares in double (two 4-lane halves per vector): no overflow for any finite x and an
+// error far below float rounding, so y is accurate to a few float ulp whatever n is.
+void rms_norm_avx2(const float* x, const float* w, float* y, int64_t n, float eps) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+  __m256d a2 = _mm256_setzero_pd(), a3 = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+    const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + kLanes);
+    const __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(x0));
+    const __m256d d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(x0, 1));
+    const __m256d d2 = _mm256_cvtps_pd(_mm256_castps256_ps128(x1));
+    const __m256d d3 = _mm256_cvtps_pd(_mm256_extractf128_ps(x1, 1));
+    a0 = _mm256_fmadd_pd(d0, d0, a0);
+    a1 = _mm256_fmadd_pd(d1, d1, a1);
+    a2 = _mm256_fmadd_pd(d2, d2, a2);
+    a3 = _mm256_fmadd_pd(d3, d3, a3);
+  }
+  for (; i < n; i += kLanes) {
+    const __m256 xv = _mm256_maskload_ps(x + i, tail_mask(n - i));
+    const __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(xv));
+    const __m256d d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1));
+    a0 = _mm256_fmadd_pd(d0, d0, a0);
+    a1 = _mm256_fmadd_pd(d1, d1, a1);
+  }
+  const double sum = hsum_pd(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
+  const __m256 scale = _mm256_set1_ps(static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(n) + eps)));
+  for (i = 0; i + kLanes <= n; i += kLanes) {
+    const __m256 xv = _mm256_loadu_ps(x + i);
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(xv, scale), _mm256_loadu_ps(w + i)));
+  }
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    const __m256 xv = _mm256_maskload_ps(x + i, m);
+    _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(_mm256_mul_ps(xv, scale), _mm256_maskload_ps(w + i, m)));
+  }
+}
+
+void rope_avx2(float* x, int64_t head_dim, int64_t n_heads, int64_t n_rot, int64_t pos, float freq_base, bool neox) {
+  const RopeTable t = rope_table(pos, n_rot, freq_base);
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* head = x + h * head_dim;
+    if (!neox) {
+      // (x0, x1) pairs: swap neighbours and use the table's (-s, +s) signs, as in the AVX-512 code.
+      for (int64_t i = 0; i < n_rot; i += kLanes) {
+        const __m256i m = tail_mask(n_rot - i);
+        const __m256 xv = _mm256_maskload_ps(head + i, m);
+        const __m256 c = _mm256_maskload_ps(t.cos_pairs + i, m);
+        const __m256 s = _mm256_maskload_ps(t.sin_signed + i, m);
+        const __m256 swapped = _mm256_permute_ps(xv, 0xB1);
+        _mm256_maskstore_ps(head + i, m, _mm256_fmadd_ps(xv, c, _mm256_mul_ps(swapped, s)));
+      }
+    } else {
+      for (int64_t i = 0; i < half; i += kLanes) {
+        const __m256i m = tail_mask(half - i);
+        const __m256 a = _mm256_maskload_ps(head + i, m);
+        const __m256 b = _mm256_maskload_ps(head + half + i, m);
+        const __m256 c = _mm256_maskload_ps(t.cos + i, m);
+        const __m256 s = _mm256_maskload_ps(t.sin + i, m);
+        _mm256_maskstore_ps(head + i, m, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+        _mm256_maskstore_ps(head + half + i, m, _mm256_fmadd_ps(b, c, _mm256_mul_ps(a, s)));
+      }
+    }
+  }
+}
+
+void softmax_avx2(float* x, int64_t n) {
+  const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
+  __m256 m0 = neg_inf, m1 = neg_inf, m2 = neg_inf, m3 = neg_inf;
+  int64_t i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + i + kLanes));
+    m2 = _mm256_max_ps(m2, _mm256_loadu_ps(x + i + 2 * kLanes));
+    m3 = _mm256_max_ps(m3, _mm256_loadu_ps(x + i + 3 * kLanes));
+  }
+  for (; i < n; i += kLanes) {
+    const __m256i m = tail_mask(n - i);
+    const __m256 xv = _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(x + i, m), _mm256_castsi256_ps(m));
+    m0 = _mm256_max_ps(m0, xv);
+  }
+  const float max = hmax(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+  if (max == -INFINITY) {
+    softmax_all_masked(x, n);
+    return;
+  }
+  const __m256 mv = _mm256_set1_ps(max);
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  for (i = 0; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    const __m256 e0 = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+    const __m256 e1 = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i + kLanes), mv));
+    const __m256 e2 = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i + 2 * kLanes), mv));
+    const __m256 e3 = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i + 3 * kLanes), mv));
+    _mm256_storeu_ps(x + i, e0);
+    _mm256_storeu_ps(x + i + kLanes, e1);
+    _mm256_storeu_ps(x + i + 2 * kLanes, e2);
+    _mm256_storeu_ps(x + i + 3 * kLanes, e3);
+    s0 = _mm256_add_ps(s0, e0);
+    s1 = _mm256_add_ps(s1, e1);
+    s2 = _mm256_add_ps(s2, e2);
+    s3 = _mm256_add_ps(s3, e3);
+  }
+  for (; i < n; i += kLanes) {
+    const __m256i m = tail_mask(n - i);
+    const __m256 e = exp_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), mv));
+    _mm256_maskstore_ps(x + i, m, e);
+    s0 = _mm256_add_ps(s0, _mm256_and_ps(e, _mm256_castsi256_ps(m)));
+  }
+  const float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / static_cast<double>(sum)));
+  for (i = 0; i + kLanes <= n; i += kLanes) {
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  }
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(x + i, m, _mm256_mul_ps(_mm256_maskload_ps(x + i, m), inv));
+  }
+}
+
+// silu(g) = g * sigmoid(g), sigmoid from e = exp(-|g|) as in the scalar variant (no overflow).
+__m256 swiglu8(__m256 g, __m256 u) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 neg_abs = _mm256_or_ps(g, _mm256_set1_ps(-0.0f));
+  const __m256 e = exp_ps(neg_abs);
+  const __m256 num = _mm256_blendv_ps(e, one, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_GE_OQ));
+  const __m256 sigmoid = _mm256_div_ps(num, _mm256_add_ps(one, e));
+  return _mm256_mul_ps(_mm256_mul_ps(g, sigmoid), u);
+}
+
+void swiglu_avx2(const float* gate, const float* up, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    _mm256_storeu_ps(y + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  }
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, swiglu8(_mm256_maskload_ps(gate + i, m), _mm256_maskload_ps(up + i, m)));
+  }
+}
+
+void add_avx2(const float* a, const float* b, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+  }
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, _mm256_add_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m)));
+  }
+}
+
+// dot(q, k_j) * scale for four keys at once (four independent FMA chains).
+void dot4(const float* q, const float* k, int64_t kv_stride, int64_t head_dim, float scale, float* out) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  const float* k1 = k + kv_stride;
+  const float* k2 = k + 2 * kv_stride;
+  const float* k3 = k + 3 * kv_stride;
+  int64_t d = 0;
+  for (; d + kLanes <= head_dim; d += kLanes) {
+    const __m256 qv = _mm256_loadu_ps(q + d);
+    a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + d), a0);
+    a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + d), a1);
+    a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + d), a2);
+    a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + d), a3);
+  }
+  if (d < head_dim) {
+    const __m256i m = tail_mask(head_dim - d);
+    const __m256 qv = _mm256_maskload_ps(q + d, m);
+    a0 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + d, m), a0);
+    a1 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k1 + d, m), a1);
+    a2 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k2 + d, m), a2);
+    a3 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k3 + d, m), a3);
+  }
+  // Transpose-reduce the four accumulators into one vector of four sums.
+  const __m256 h01 = _mm256_hadd_ps(a0, a1);
+  const __m256 h23 = _mm256_hadd_ps(a2, a3);
+  const __m256 h = _mm256_hadd_ps(h01, h23);
+  const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  _mm_storeu_ps(out, _mm_mul_ps(sums, _mm_set1_ps(scale)));
+}
+
+float dot1(const float* q, const float* k, int64_t head_dim) {
+  __m256 a = _mm256_setzero_ps();
+  int64_t d = 0;
+  for (; d + kLanes <= head_dim; d += kLanes) {
+    a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), a);
+  }
+  if (d < head_dim) {
+    const __m256i m = tail_mask(head_dim - d);
+    a = _mm256_fmadd_ps(_mm256_maskload_ps(q + d, m), _mm256_maskload_ps(k + d, m), a);
+  }
+  return hsum(a);
+}
+
+// out[0, width) = sum_j p_j v_j[0, width) for width <= kNv * 8 dims; two accumulator sets (even
+// and odd j) keep 2 * kNv FMA chains in flight.
+template <int kNv>
+void weighted_sum_chunk(const float* p, const float* v, int64_t kv_stride, int64_t n_kv, int64_t width, float* out) {
+  __m256i masks[kNv];
+  __m256 even[kNv], odd[kNv];
+#pragma GCC unroll 16
+  for (int c = 0; c < kNv; ++c) {
+    masks[c] = tail_mask(width - c * kLanes);
+    even[c] = _mm256_setzero_ps();
+    odd[c] = _mm256_setzero_ps();
+  }
+  const bool full = width == kNv * kLanes;
+  int64_t j = 0;
+  for (; j + 2 <= n_kv; j += 2) {
+    const __m256 p0 = _mm256_set1_ps(p[j]);
+    const __m256 p1 = _mm256_set1_ps(p[j + 1]);
+    const float* v0 = v + j * kv_stride;
+    const float* v1 = v0 + kv_stride;
+    if (full) {
+#pragma GCC unroll 16
+      for (int c = 0; c < kNv; ++c) {
+        even[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + c * kLanes), even[c]);
+        odd[c] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + c * kLanes), odd[c]);
+      }
+    } else {
+#pragma GCC unroll 16
+      for (int c = 0; c < kNv; ++c) {
+        even[c] = _mm256_fmadd_ps(p0, _mm256_maskload_ps(v0 + c * kLanes, masks[c]), even[c]);
+        odd[c] = _mm256_fmadd_ps(p1, _mm256_maskload_ps(v1 + c * kLanes, masks[c]), odd[c]);
+      }
+    }
+  }
+  if (j < n_kv) {
+    const __m256 p0 = _mm256_set1_ps(p[j]);
+    const float* v0 = v + j * kv_stride;
+#pragma GCC unroll 16
+    for (int c = 0; c < kNv; ++c) {
+      even[c] = _mm256_fmadd_ps(p0, _mm256_maskload_ps(v0 + c * kLanes, masks[c]), even[c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < kNv; ++c) {
+    _mm256_maskstore_ps(out + c * kLanes, masks[c], _mm256_add_ps(even[c], odd[c]));
+  }
+}
+
+void attention_head_avx2(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                         int64_t n_kv, float scale, float* out, float* scratch) {
+  int64_t j = 0;
+  for (; j + 4 <= n_kv; j += 4) dot4(q, k + j * kv_stride, kv_stride, head_dim, scale, scratch + j);
+  for (; j < n_kv; ++j) scratch[j] = dot1(q, k + j * kv_stride, head_dim) * scale;
+  softmax_avx2(scratch, n_kv);
+  constexpr int64_t kChunk = 4 * kLanes;
+  for (int64_t d0 = 0; d0 < head_dim; d0 += kChunk) {
+    const int64_t width = head_dim - d0 < kChunk ? head_dim - d0 : kChunk;
+    const float* vd = v + d0;
+    switch ((width + kLanes - 1) / kLanes) {
+      case 1: weighted_sum_chunk<1>(scratch, vd, kv_stride, n_kv, width, out + d0); break;
+      case 2: weighted_sum_chunk<2>(scratch, vd, kv_stride, n_kv, width, out + d0); break;
+      case 3: weighted_sum_chunk<3>(scratch, vd, kv_stride, n_kv, width, out + d0); break;
+      default: weighted_sum_chunk<4>(scratch, vd, kv_stride, n_kv, width, out + d0); break;
+    }
+  }
+}
+
+}  // namespace
+
+const VectorKernelTable kVectorKernelsAvx2 = {
+    "avx2", rms_norm_avx2, rope_avx2, softmax_avx2, swiglu_avx2, add_avx2, attention_head_avx2, exp_avx2,
+};
+
+}  // namespace mixserve::cpu

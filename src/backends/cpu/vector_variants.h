@@ -1,0 +1,60 @@
+// Internal: the per-ISA variants behind vector_kernels.h, exposed so tests can check each one.
+// Variant entry points expect arguments already validated by the public functions.
+#pragma once
+
+#include <cstdint>
+
+namespace mixserve::cpu {
+
+/// One implementation of every vector kernel (same contracts as vector_kernels.h).
+struct VectorKernelTable {
+  const char* name;  ///< "scalar", "avx2" or "avx512"
+  /// See mixserve::cpu::rms_norm.
+  void (*rms_norm)(const float* x, const float* w, float* y, int64_t n, float eps);
+  /// See mixserve::cpu::rope.
+  void (*rope)(float* x, int64_t head_dim, int64_t n_heads, int64_t n_rot, int64_t pos, float freq_base, bool neox);
+  /// See mixserve::cpu::softmax.
+  void (*softmax)(float* x, int64_t n);
+  /// See mixserve::cpu::swiglu.
+  void (*swiglu)(const float* gate, const float* up, float* y, int64_t n);
+  /// See mixserve::cpu::add.
+  void (*add)(const float* a, const float* b, float* y, int64_t n);
+  /// See mixserve::cpu::attention_head.
+  void (*attention_head)(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
+                         int64_t n_kv, float scale, float* out, float* scratch);
+  /// y[i] = exp(x[i]) with the variant's own exp (the one softmax and swiglu use); y may alias x.
+  void (*exp)(const float* x, float* y, int64_t n);
+};
+
+/// The portable scalar kernels (always usable).
+extern const VectorKernelTable kVectorKernelsScalar;
+/// AVX2+FMA kernels: call only when vector_kernels_avx2() is not null.
+extern const VectorKernelTable kVectorKernelsAvx2;
+/// AVX-512 (F, BW, VL) kernels: call only when vector_kernels_avx512() is not null.
+extern const VectorKernelTable kVectorKernelsAvx512;
+
+/// &kVectorKernelsAvx2 when this CPU (as capped by MIXSERVE_CPU_ISA) can run it, else nullptr.
+const VectorKernelTable* vector_kernels_avx2();
+/// &kVectorKernelsAvx512 when this CPU (as capped by MIXSERVE_CPU_ISA) can run it, else nullptr.
+const VectorKernelTable* vector_kernels_avx512();
+/// The table the public functions dispatch to (the best usable one), chosen once.
+const VectorKernelTable& active_vector_kernels();
+
+/// cos/sin of the rotary angles for one (pos, n_rot, freq_base), owned by a per-thread cache and
+/// valid until the next rope_table call on the same thread.
+struct RopeTable {
+  const float* cos;         ///< n_rot/2 values: cos(theta_i)
+  const float* sin;         ///< n_rot/2 values: sin(theta_i)
+  const float* cos_pairs;   ///< n_rot values: cos(theta_i) at 2i and 2i+1 (Llama arrangement)
+  const float* sin_signed;  ///< n_rot values: -sin(theta_i) at 2i, +sin(theta_i) at 2i+1
+};
+
+/// Angles theta_i = pos * freq_base^(-2i/n_rot), i in [0, n_rot/2), evaluated in double and
+/// rounded once to float. n_rot must be even and > 0.
+RopeTable rope_table(int64_t pos, int64_t n_rot, float freq_base);
+
+/// Softmax output when no entry exceeds -inf: all zeros (no probability mass anywhere), or all
+/// NaN when some entry is NaN.
+void softmax_all_masked(float* x, int64_t n);
+
+}  // namespace mixserve::cpu

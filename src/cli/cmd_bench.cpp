@@ -1,0 +1,81 @@
+#include <cstdio>
+
+#include "backends/cpu/machine_probe.h"
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "cli/model_flags.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "engine/benchmark.h"
+
+namespace mixserve::cli {
+namespace {
+
+struct BenchFlags {
+  ModelFlags model;
+  BenchOptions bench;
+  size_t probe_bytes = size_t{1} << 30;
+};
+
+void bench(const BenchFlags& f) {
+  auto model = f.model.load();
+  if (!model) return;
+  const ModelConfig& c = model->config();
+  const auto dev = model->device().info();
+  const DType wtype = model->weights().layers.empty() ? model->weights().output.dtype
+                                                       : model->weights().layers[0].wq.dtype;
+  ThreadPool pool(f.model.threads);
+  std::printf("model:   %s (%s, %lld layers, %s, %s of weights)\n", c.name.c_str(), c.arch.c_str(),
+              static_cast<long long>(c.n_layer), std::string(dtype_name(wtype)).c_str(),
+              human_bytes(static_cast<double>(model->weight_bytes())).c_str());
+  std::printf("device:  %s (%s), %d threads, %s\n", dev.id.c_str(), dev.name.c_str(), pool.size(),
+              dev.details.c_str());
+  std::fflush(stdout);
+
+  // Physical limits measured with the same number of threads the model runs with.
+  const double bandwidth = cpu::measure_read_bandwidth(pool, f.probe_bytes, 5);
+  const double peak_f32 = cpu::measure_peak_flops_f32(pool);
+  const double peak_int8 = cpu::measure_peak_ops_int8(pool);
+  const bool int8_path = wtype == DType::kQ8_0 || wtype == DType::kQ4_0;
+  const double peak = int8_path ? peak_int8 : peak_f32;
+  std::printf("machine: memory read bandwidth %.2f GB/s; peak %.1f GFLOP/s f32 FMA, %.1f GOP/s int8\n",
+              bandwidth / 1e9, peak_f32 / 1e9, peak_int8 / 1e9);
+  std::fflush(stdout);
+
+  const BenchResult r = run_benchmark(*model, f.bench);
+  if (!r.prefill_tps.empty()) {
+    const Stat s = stat_of(r.prefill_tps);
+    const double gflops = s.mean * r.prefill_flops_per_token / 1e9;
+    std::printf("pp%-5lld %9.2f ± %6.2f tokens/s   %8.1f GFLOP/s = %5.1f%% of measured %s peak\n",
+                static_cast<long long>(f.bench.n_prompt), s.mean, s.stdev, gflops, 100.0 * gflops * 1e9 / peak,
+                int8_path ? "int8" : "f32");
+  }
+  if (!r.decode_tps.empty()) {
+    const Stat s = stat_of(r.decode_tps);
+    const double roofline = bandwidth / r.decode_bytes_per_token;
+    std::printf("tg%-5lld %9.2f ± %6.2f tokens/s   roofline %.2f tokens/s (%s read per token / %.2f GB/s) -> "
+                "%.1f%% of roofline\n",
+                static_cast<long long>(f.bench.n_gen), s.mean, s.stdev, roofline,
+                human_bytes(r.decode_bytes_per_token).c_str(), bandwidth / 1e9, 100.0 * s.mean / roofline);
+  }
+  std::printf("(%d repetitions after one warm-up; mean ± sample stdev)\n", f.bench.repetitions);
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto flags = std::make_shared<BenchFlags>();
+  auto* cmd = app.add_subcommand("bench", "measure prefill and decode speed against the machine's limits");
+  flags->model.add_to(cmd);
+  cmd->add_option("-p,--n-prompt", flags->bench.n_prompt, "prompt tokens of the prefill test (0 = skip)")
+      ->check(CLI::Range(0, 1 << 20))->capture_default_str();
+  cmd->add_option("-n,--n-gen", flags->bench.n_gen, "tokens of the decode test (0 = skip)")
+      ->check(CLI::Range(0, 1 << 20))->capture_default_str();
+  cmd->add_option("-r,--repetitions", flags->bench.repetitions, "repetitions of each test")
+      ->check(CLI::Range(1, 1000))->capture_default_str();
+  cmd->add_option("--probe-bytes", flags->probe_bytes, "buffer size of the bandwidth probe")
+      ->check(CLI::Range(size_t{1} << 20, size_t{1} << 36))->capture_default_str();
+  cmd->callback([flags] { bench(*flags); });
+}
+
+}  // namespace mixserve::cli

@@ -1,0 +1,14 @@
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "hal/registry.h"
+
+namespace mixserve::cli {
+
+void add_devices_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("devices", "list the compute devices this build can use");
+  cmd->callback([] { print_devices(stdout); });
+}
+
+}  // namespace mixserve::cli

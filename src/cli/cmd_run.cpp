@@ -1,0 +1,93 @@
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/model_flags.h"
+#include "common/error.h"
+#include "engine/generator.h"
+
+namespace mixserve::cli {
+namespace {
+
+struct RunFlags {
+  ModelFlags model;
+  std::string prompt;
+  std::string prompt_file;
+  int64_t n_predict = 64;
+  int64_t n_ctx = 0;
+  SamplingParams sampling;
+  int64_t seed = -1;
+  std::vector<std::string> stop;
+  bool ignore_eos = false;
+  bool no_bos = false;
+  bool parse_special = false;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(ErrorCode::kNotFound, "cannot open prompt file '", path, "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void run(const RunFlags& f) {
+  SamplingParams sampling = f.sampling;
+  sampling.seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : std::random_device{}();
+  validate(sampling);
+  const std::string prompt = f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file);
+  auto model = f.model.load();
+  if (!model) return;
+  const Tokenizer& tokenizer = model->tokenizer();
+  std::vector<int32_t> tokens = tokenizer.encode(prompt, !f.no_bos, f.parse_special);
+  if (tokens.empty()) fail(ErrorCode::kInvalidArgument, "the prompt is empty (give -p TEXT or -f FILE)");
+  Session session(*model, {.n_ctx = f.n_ctx});
+  GenerateOptions options;
+  options.max_tokens = f.n_predict;
+  options.sampling = sampling;
+  options.stop = f.stop;
+  options.stop_at_eos = !f.ignore_eos;
+
+  std::fputs(prompt.c_str(), stdout);
+  std::fflush(stdout);
+  const GenerateResult r = generate(session, tokenizer, tokens, options, [](std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  });
+  std::fputc('\n', stdout);
+  const double n_gen = static_cast<double>(r.tokens.size());
+  std::fprintf(stderr, "\nprefill: %lld tokens in %.3f s (%.2f tokens/s)\n", static_cast<long long>(r.prompt_tokens),
+               r.prefill_seconds, static_cast<double>(r.prompt_tokens) / r.prefill_seconds);
+  std::fprintf(stderr, "decode:  %lld tokens in %.3f s (%.2f tokens/s)\n", static_cast<long long>(r.tokens.size()),
+               r.decode_seconds, r.decode_seconds > 0 ? n_gen / r.decode_seconds : 0.0);
+  std::fprintf(stderr, "finish:  %s, seed %llu, device %s\n", r.finish == FinishReason::kStop ? "stop" : "length",
+               static_cast<unsigned long long>(sampling.seed), f.model.device.c_str());
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+  auto flags = std::make_shared<RunFlags>();
+  auto* cmd = app.add_subcommand("run", "generate text from a prompt, streaming it to stdout");
+  flags->model.add_to(cmd);
+  auto* prompt = cmd->add_option("-p,--prompt", flags->prompt, "prompt text");
+  cmd->add_option("-f,--file", flags->prompt_file, "read the prompt from a file")->excludes(prompt);
+  cmd->add_option("-n,--n-predict", flags->n_predict, "tokens to generate")->check(CLI::Range(0, 1 << 24))->capture_default_str();
+  cmd->add_option("-c,--ctx", flags->n_ctx, "context length (0 = the model's)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--temp", flags->sampling.temperature, "temperature (0 = greedy)")->capture_default_str();
+  cmd->add_option("--top-k", flags->sampling.top_k, "top-k (0 = off)")->capture_default_str();
+  cmd->add_option("--top-p", flags->sampling.top_p, "top-p (1 = off)")->capture_default_str();
+  cmd->add_option("--min-p", flags->sampling.min_p, "min-p (0 = off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", flags->sampling.repeat_penalty, "repetition penalty (1 = off)")->capture_default_str();
+  cmd->add_option("--repeat-last-n", flags->sampling.repeat_last_n, "window of the repetition penalty")->capture_default_str();
+  cmd->add_option("-s,--seed", flags->seed, "RNG seed (-1 = random, printed at the end)")->capture_default_str();
+  cmd->add_option("--stop", flags->stop, "stop string (repeatable)");
+  cmd->add_flag("--ignore-eos", flags->ignore_eos, "keep generating after the end-of-sequence token");
+  cmd->add_flag("--no-bos", flags->no_bos, "do not add the beginning-of-sequence token");
+  cmd->add_flag("--special", flags->parse_special, "parse special-token text such as <s> in the prompt");
+  cmd->callback([flags] { run(*flags); });
+}
+
+}  // namespace mixserve::cli

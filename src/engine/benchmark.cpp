@@ -1,0 +1,80 @@
+#include "engine/benchmark.h"
+
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "common/error.h"
+#include "common/timer.h"
+#include "engine/session.h"
+
+namespace mixserve {
+namespace {
+
+std::vector<int32_t> random_tokens(int64_t n, int64_t n_vocab, std::mt19937_64& rng) {
+  std::vector<int32_t> out(static_cast<size_t>(n));
+  for (auto& t : out) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(n_vocab));
+  return out;
+}
+
+// Multiply-adds of the weight matrices per token, plus attention over `ctx` cached positions.
+double flops_per_token(const ModelConfig& c, double ctx) {
+  const double q_dim = static_cast<double>(c.n_head * c.head_dim);
+  const double kv_dim = static_cast<double>(c.n_head_kv * c.head_dim);
+  const double e = static_cast<double>(c.n_embd);
+  const double per_layer = e * q_dim * 2 + e * kv_dim * 2 + 3 * e * static_cast<double>(c.n_ff) + 2 * ctx * q_dim;
+  return 2.0 * (per_layer * static_cast<double>(c.n_layer) + e * static_cast<double>(c.n_vocab));
+}
+
+}  // namespace
+
+Stat stat_of(const std::vector<double>& values) {
+  Stat s;
+  if (values.empty()) return s;
+  s.mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+  if (values.size() < 2) return s;
+  double sq = 0;
+  for (double v : values) sq += (v - s.mean) * (v - s.mean);
+  s.stdev = std::sqrt(sq / static_cast<double>(values.size() - 1));
+  return s;
+}
+
+BenchResult run_benchmark(const Model& model, const BenchOptions& options) {
+  if (options.repetitions < 1) fail(ErrorCode::kInvalidArgument, "repetitions must be >= 1");
+  if (options.n_prompt < 0 || options.n_gen < 0) fail(ErrorCode::kInvalidArgument, "token counts must be >= 0");
+  const ModelConfig& c = model.config();
+  const int64_t need = std::max(options.n_prompt, options.n_gen);
+  if (need > c.n_ctx_train) {
+    fail(ErrorCode::kInvalidArgument, "benchmark needs ", need, " tokens of context; the model has ", c.n_ctx_train);
+  }
+  Session session(model, {.n_ctx = std::max<int64_t>(need, 1), .n_batch = std::max<int64_t>(options.n_prompt, 1)});
+  std::mt19937_64 rng(options.seed);
+  BenchResult r;
+  const double kv_row_bytes = static_cast<double>(c.n_head_kv * c.head_dim) * sizeof(float) * 2 *
+                              static_cast<double>(c.n_layer);
+  r.prefill_flops_per_token = flops_per_token(c, static_cast<double>(options.n_prompt) / 2.0);
+  r.decode_bytes_per_token = static_cast<double>(model.bytes_per_token()) +
+                             kv_row_bytes * static_cast<double>(options.n_gen) / 2.0;
+
+  for (int rep = -1; rep < options.repetitions; ++rep) {  // rep -1 is the warm-up
+    if (options.n_prompt > 0) {
+      const auto tokens = random_tokens(options.n_prompt, c.n_vocab, rng);
+      session.reset();
+      Stopwatch watch;
+      session.eval(tokens);
+      const double seconds = watch.seconds();
+      if (rep >= 0) r.prefill_tps.push_back(static_cast<double>(options.n_prompt) / seconds);
+    }
+    if (options.n_gen > 0) {
+      const auto tokens = random_tokens(options.n_gen, c.n_vocab, rng);
+      session.reset();
+      Stopwatch watch;
+      for (int64_t i = 0; i < options.n_gen; ++i) session.eval(std::span<const int32_t>(&tokens[static_cast<size_t>(i)], 1));
+      const double seconds = watch.seconds();
+      if (rep >= 0) r.decode_tps.push_back(static_cast<double>(options.n_gen) / seconds);
+    }
+  }
+  return r;
+}
+
+}  // namespace mixserve

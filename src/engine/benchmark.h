@@ -1,0 +1,38 @@
+// Prefill/decode throughput of a model (llama-bench style) and the rooflines it is held against.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/model.h"
+
+namespace mixserve {
+
+/// Settings of a benchmark run.
+struct BenchOptions {
+  int64_t n_prompt = 512;      ///< tokens of the prefill test (pp); 0 skips it
+  int64_t n_gen = 128;         ///< tokens of the decode test (tg); 0 skips it
+  int repetitions = 3;         ///< runs of each test (>= 1)
+  uint64_t seed = 1;           ///< random token ids
+};
+
+/// Mean and standard deviation of a series.
+struct Stat {
+  double mean = 0.0;
+  double stdev = 0.0;
+};
+/// Mean and sample standard deviation (0 for fewer than two values).
+Stat stat_of(const std::vector<double>& values);
+
+/// Measured throughputs.
+struct BenchResult {
+  std::vector<double> prefill_tps;  ///< tokens/s of each pp run
+  std::vector<double> decode_tps;   ///< tokens/s of each tg run
+  double prefill_flops_per_token = 0;  ///< multiply-adds x 2 of one prefill token (mean context)
+  double decode_bytes_per_token = 0;   ///< weight + KV-cache bytes read per decoded token (mean context)
+};
+
+/// Runs pp then tg `repetitions` times, each from an empty context; a warm-up run precedes them.
+BenchResult run_benchmark(const Model& model, const BenchOptions& options);
+
+}  // namespace mixserve

@@ -1,0 +1,152 @@
+#include "engine/model.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "hal/registry.h"
+#include "model/gguf.h"
+
+namespace mixserve {
+namespace {
+
+std::string shape_of(const std::vector<int64_t>& dims) {
+  std::string out = "[";
+  for (size_t i = 0; i < dims.size(); ++i) out += (i ? ", " : "") + std::to_string(dims[i]);
+  return out + "]";
+}
+
+// Binds GGUF tensors to device tensors, checking names, shapes and types.
+class WeightBinder {
+ public:
+  WeightBinder(const gguf::File& file, hal::Buffer& buffer) : file_(file), buffer_(buffer) {}
+
+  hal::Tensor bind(const std::string& name, std::vector<int64_t> expected, bool required = true) {
+    const gguf::TensorInfo* info = file_.find_tensor(name);
+    if (info == nullptr) {
+      if (!required) return {};
+      fail(ErrorCode::kDataLoss, file_.path(), ": missing tensor '", name, "'");
+    }
+    std::vector<int64_t> dims = info->dims;
+    while (dims.size() > 1 && dims.back() == 1) dims.pop_back();
+    if (dims != expected) {
+      fail(ErrorCode::kDataLoss, file_.path(), ": tensor '", name, "' has shape ", shape_of(info->dims),
+           " but the model's configuration implies ", shape_of(expected));
+    }
+    if (!dtype_info(info->type).computable) {
+      fail(ErrorCode::kUnimplemented, file_.path(), ": tensor '", name, "' has type ", dtype_name(info->type),
+           ", which mixserve cannot compute (supported: f32, f16, bf16, q8_0, q4_0)");
+    }
+    if (expected.size() == 1 && info->type != DType::kF32) {
+      fail(ErrorCode::kUnimplemented, file_.path(), ": vector tensor '", name, "' must be f32, not ",
+           dtype_name(info->type));
+    }
+    hal::Tensor t;
+    t.name = name;
+    t.dtype = info->type;
+    for (size_t i = 0; i < expected.size(); ++i) t.ne[i] = expected[i];
+    t.buffer = &buffer_;
+    const auto data = file_.tensor_data(*info);
+    t.offset = static_cast<size_t>(data.data() - file_.image().data());
+    return t;
+  }
+
+ private:
+  const gguf::File& file_;
+  hal::Buffer& buffer_;
+};
+
+ModelWeights bind_weights(const ModelConfig& c, const gguf::File& file, hal::Buffer& buffer) {
+  WeightBinder b(file, buffer);
+  const int64_t q_dim = c.n_head * c.head_dim;
+  const int64_t kv_dim = c.n_head_kv * c.head_dim;
+  ModelWeights w;
+  w.token_embd = b.bind("token_embd.weight", {c.n_embd, c.n_vocab});
+  w.output_norm = b.bind("output_norm.weight", {c.n_embd});
+  w.output = c.tied_output ? w.token_embd : b.bind("output.weight", {c.n_embd, c.n_vocab});
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const std::string p = "blk." + std::to_string(il) + ".";
+    LayerWeights L;
+    L.attn_norm = b.bind(p + "attn_norm.weight", {c.n_embd});
+    L.wq = b.bind(p + "attn_q.weight", {c.n_embd, q_dim});
+    L.wk = b.bind(p + "attn_k.weight", {c.n_embd, kv_dim});
+    L.wv = b.bind(p + "attn_v.weight", {c.n_embd, kv_dim});
+    if (c.qkv_bias) {
+      L.bq = b.bind(p + "attn_q.bias", {q_dim});
+      L.bk = b.bind(p + "attn_k.bias", {kv_dim});
+      L.bv = b.bind(p + "attn_v.bias", {kv_dim});
+    }
+    L.wo = b.bind(p + "attn_output.weight", {q_dim, c.n_embd});
+    L.ffn_norm = b.bind(p + "ffn_norm.weight", {c.n_embd});
+    L.w_gate = b.bind(p + "ffn_gate.weight", {c.n_embd, c.n_ff});
+    L.w_up = b.bind(p + "ffn_up.weight", {c.n_embd, c.n_ff});
+    L.w_down = b.bind(p + "ffn_down.weight", {c.n_ff, c.n_embd});
+    w.layers.push_back(std::move(L));
+  }
+  return w;
+}
+
+// Reads every page of the tensor data once so that the first forward pass does not pay page
+// faults, reporting progress; a no-op cost when the file is already in the page cache.
+void prefault(const gguf::File& file, const std::function<void(double)>& progress) {
+  const auto image = file.image();
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  madvise(const_cast<uint8_t*>(image.data()), image.size(), MADV_WILLNEED);
+  const size_t step = std::max<size_t>(page, image.size() / 200 / page * page);
+  volatile uint8_t sink = 0;
+  for (size_t start = 0; start < image.size(); start += step) {
+    const size_t end = std::min(image.size(), start + step);
+    uint8_t acc = 0;
+    for (size_t i = start; i < end; i += page) acc ^= image[i];
+    sink = sink ^ acc;
+    if (progress) progress(static_cast<double>(end) / static_cast<double>(image.size()));
+  }
+}
+
+}  // namespace
+
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& options) {
+  std::unique_ptr<Model> m(new Model());
+  m->options_ = options;
+  m->file_ = std::make_unique<gguf::File>(gguf::File::open(path));
+  const gguf::File& file = *m->file_;
+  m->config_ = read_model_config(file);
+  Vocab vocab = Vocab::from_gguf(file);
+  if (vocab.size() > m->config_.n_vocab) {
+    fail(ErrorCode::kDataLoss, path, ": tokenizer has ", vocab.size(), " tokens but token_embd has only ",
+         m->config_.n_vocab, " rows");
+  }
+  m->tokenizer_ = Tokenizer::create(std::move(vocab));
+  m->device_ = &hal::Registry::instance().device(options.device);
+  prefault(file, options.progress);
+  m->buffers_.push_back(m->device_->wrap_host(file.image().data(), file.image().size()));
+  m->weights_ = bind_weights(m->config_, file, *m->buffers_.back());
+  log_debug("loaded ", path, ": ", m->config_.arch, ", ", m->config_.n_layer, " layers, ",
+            m->weight_bytes() / 1e6, " MB of weights");
+  return m;
+}
+
+uint64_t Model::weight_bytes() const {
+  uint64_t total = 0;
+  for (const auto& info : file_->tensors()) total += info.bytes;
+  return total;
+}
+
+uint64_t Model::bytes_per_token() const {
+  const auto& w = weights_;
+  uint64_t total = w.output_norm.bytes() + w.output.bytes() + w.token_embd.row_bytes();
+  for (const auto& L : w.layers) {
+    for (const hal::Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.bq, &L.bk, &L.bv, &L.wo, &L.ffn_norm,
+                                 &L.w_gate, &L.w_up, &L.w_down}) {
+      if (t->buffer != nullptr) total += t->bytes();
+    }
+  }
+  return total;
+}
+
+}  // namespace mixserve

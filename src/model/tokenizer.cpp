@@ -1,0 +1,16 @@
+// Tokenizer factory: picks the implementation for tokenizer.ggml.model.
+#include "model/tokenizer.h"
+
+#include "common/error.h"
+#include "model/tokenizer_spm.h"
+
+namespace mixserve {
+
+std::unique_ptr<Tokenizer> Tokenizer::create(Vocab vocab) {
+  if (vocab.model == "llama") return std::make_unique<SpmTokenizer>(std::move(vocab));
+  fail(ErrorCode::kUnimplemented, "tokenizer model '", vocab.model,
+       "' is not supported by this build (only 'llama' SentencePiece; BPE support comes "
+       "separately)");
+}
+
+}  // namespace mixserve

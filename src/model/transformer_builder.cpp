@@ -1,0 +1,106 @@
+#include "model/transformer_builder.h"
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace mixserve {
+namespace {
+
+hal::Op make_op(hal::OpKind kind, hal::Tensor* dst, const hal::Tensor* a, const hal::Tensor* b = nullptr,
+                const hal::Tensor* c = nullptr) {
+  hal::Op op;
+  op.kind = kind;
+  op.dst = dst;
+  op.src = {a, b, c};
+  return op;
+}
+
+}  // namespace
+
+hal::Tensor* ForwardGraph::view(const hal::Tensor& base, std::array<int64_t, 4> ne, size_t offset) {
+  hal::Tensor& t = views.emplace_back(base);
+  t.ne = ne;
+  t.offset = base.offset + offset;
+  return &t;
+}
+
+ForwardGraph build_forward(const ModelConfig& c, const ModelWeights& w, ForwardBuffers& b, int64_t n_past,
+                           int64_t n_tokens, bool all_logits) {
+  MIXSERVE_CHECK(n_tokens > 0 && n_tokens <= b.x.ne[1], "batch of ", n_tokens, " tokens exceeds buffers");
+  ForwardGraph g;
+  const int64_t T = n_tokens;
+  const int64_t q_dim = c.n_head * c.head_dim;
+  const int64_t kv_dim = c.n_head_kv * c.head_dim;
+  auto cols = [&](const hal::Tensor& t, int64_t width) { return g.view(t, {width, T, 1, 1}); };
+
+  hal::Tensor* ids = g.view(b.ids, {T, 1, 1, 1});
+  hal::Tensor* x = cols(b.x, c.n_embd);
+  hal::Tensor* h = cols(b.h, c.n_embd);
+  hal::Tensor* q = cols(b.q, q_dim);
+  hal::Tensor* k = cols(b.k, kv_dim);
+  hal::Tensor* v = cols(b.v, kv_dim);
+  hal::Tensor* q_heads = g.view(b.q, {c.head_dim, c.n_head, T, 1});
+  hal::Tensor* k_heads = g.view(b.k, {c.head_dim, c.n_head_kv, T, 1});
+  hal::Tensor* attn = cols(b.attn, q_dim);
+  hal::Tensor* proj = cols(b.proj, c.n_embd);
+  hal::Tensor* gate = cols(b.gate, c.n_ff);
+  hal::Tensor* up = cols(b.up, c.n_ff);
+  auto& ops = g.ops;
+
+  ops.push_back(make_op(hal::OpKind::kGetRows, x, &w.token_embd, ids));
+  for (int64_t il = 0; il < c.n_layer; ++il) {
+    const LayerWeights& L = w.layers[static_cast<size_t>(il)];
+    hal::Op norm = make_op(hal::OpKind::kRmsNorm, h, x, &L.attn_norm);
+    norm.f[0] = c.rms_eps;
+    ops.push_back(norm);
+    const std::array<std::pair<hal::Tensor*, const hal::Tensor*>, 3> proj_in = {
+        {{q, &L.wq}, {k, &L.wk}, {v, &L.wv}}};
+    const std::array<const hal::Tensor*, 3> biases = {&L.bq, &L.bk, &L.bv};
+    for (size_t i = 0; i < 3; ++i) {
+      ops.push_back(make_op(hal::OpKind::kMatMul, proj_in[i].first, proj_in[i].second, h));
+      if (c.qkv_bias) ops.push_back(make_op(hal::OpKind::kAdd, proj_in[i].first, proj_in[i].first, biases[i]));
+    }
+    for (hal::Tensor* heads : {q_heads, k_heads}) {
+      hal::Op rope = make_op(hal::OpKind::kRope, heads, heads);
+      rope.i = {n_past, c.n_rot, c.rope_neox ? 1 : 0};
+      rope.f[0] = c.rope_freq_base;
+      ops.push_back(rope);
+    }
+    hal::Op store_k = make_op(hal::OpKind::kStoreKV, &b.k_cache[static_cast<size_t>(il)], k);
+    store_k.i[0] = n_past;
+    ops.push_back(store_k);
+    hal::Op store_v = make_op(hal::OpKind::kStoreKV, &b.v_cache[static_cast<size_t>(il)], v);
+    store_v.i[0] = n_past;
+    ops.push_back(store_v);
+    hal::Op att = make_op(hal::OpKind::kAttention, attn, q_heads, &b.k_cache[static_cast<size_t>(il)],
+                          &b.v_cache[static_cast<size_t>(il)]);
+    att.f[0] = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    att.i = {n_past, c.n_head_kv, 0};
+    ops.push_back(att);
+    ops.push_back(make_op(hal::OpKind::kMatMul, proj, &L.wo, attn));
+    ops.push_back(make_op(hal::OpKind::kAdd, x, x, proj));
+
+    hal::Op ffn_norm = make_op(hal::OpKind::kRmsNorm, h, x, &L.ffn_norm);
+    ffn_norm.f[0] = c.rms_eps;
+    ops.push_back(ffn_norm);
+    ops.push_back(make_op(hal::OpKind::kMatMul, gate, &L.w_gate, h));
+    ops.push_back(make_op(hal::OpKind::kMatMul, up, &L.w_up, h));
+    ops.push_back(make_op(hal::OpKind::kSwiGLU, gate, gate, up));
+    ops.push_back(make_op(hal::OpKind::kMatMul, proj, &L.w_down, gate));
+    ops.push_back(make_op(hal::OpKind::kAdd, x, x, proj));
+  }
+
+  g.logits_rows = all_logits ? T : 1;
+  const size_t first = static_cast<size_t>(T - g.logits_rows);
+  hal::Tensor* x_out = g.view(b.x, {c.n_embd, g.logits_rows, 1, 1}, first * b.x.row_bytes());
+  hal::Tensor* h_out = g.view(b.h, {c.n_embd, g.logits_rows, 1, 1});
+  hal::Tensor* logits = g.view(b.logits, {c.n_vocab, g.logits_rows, 1, 1});
+  hal::Op out_norm = make_op(hal::OpKind::kRmsNorm, h_out, x_out, &w.output_norm);
+  out_norm.f[0] = c.rms_eps;
+  ops.push_back(out_norm);
+  ops.push_back(make_op(hal::OpKind::kMatMul, logits, &w.output, h_out));
+  return g;
+}
+
+}  // namespace mixserve

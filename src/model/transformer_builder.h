@@ -1,0 +1,46 @@
+// Assembles the ops of one forward step of a pre-norm decoder-only transformer (the block shared
+// by every supported architecture; ModelConfig carries the per-architecture differences).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "hal/op.h"
+#include "model/model_config.h"
+#include "model/weights.h"
+
+namespace mixserve {
+
+/// Device tensors a forward step reads and writes: activations with room for n_batch tokens
+/// (ne[1] = n_batch) and the KV cache (per layer [n_head_kv*head_dim, n_ctx]).
+struct ForwardBuffers {
+  hal::Tensor ids;              ///< i32 [n_batch] token ids (input)
+  hal::Tensor x;                ///< residual stream [n_embd, n_batch]
+  hal::Tensor h;                ///< normalised input of a sub-block [n_embd, n_batch]
+  hal::Tensor q;                ///< [n_head*head_dim, n_batch]
+  hal::Tensor k, v;             ///< [n_head_kv*head_dim, n_batch]
+  hal::Tensor attn;             ///< attention output [n_head*head_dim, n_batch]
+  hal::Tensor proj;             ///< output projections [n_embd, n_batch]
+  hal::Tensor gate, up;         ///< [n_ff, n_batch]
+  hal::Tensor logits;           ///< [n_vocab, n_batch] (output)
+  std::vector<hal::Tensor> k_cache, v_cache;  ///< per layer
+};
+
+/// The ops of one step and the tensor views they point to (stable addresses).
+struct ForwardGraph {
+  std::vector<hal::Op> ops;       ///< in execution order
+  std::deque<hal::Tensor> views;  ///< owned views referenced by ops
+  int64_t logits_rows = 0;        ///< tokens whose logits the step computes (1 or n_tokens)
+
+  /// A view of `base` with shape `ne` starting `offset` bytes in; owned by the graph.
+  hal::Tensor* view(const hal::Tensor& base, std::array<int64_t, 4> ne, size_t offset = 0);
+};
+
+/// Builds the forward step for `n_tokens` tokens at positions [n_past, n_past + n_tokens), whose
+/// ids are already in buffers.ids. Logits of every token when all_logits, else of the last.
+ForwardGraph build_forward(const ModelConfig& config, const ModelWeights& weights, ForwardBuffers& buffers,
+                           int64_t n_past, int64_t n_tokens, bool all_logits);
+
+}  // namespace mixserve

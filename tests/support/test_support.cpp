@@ -1,0 +1,54 @@
+#include "support/test_support.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace mixserve::testing {
+
+std::filesystem::path shared_data(const std::string& relative) {
+  std::filesystem::path path = std::filesystem::path(MIXSERVE_SHARED_DIR) / "data" / relative;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return {};
+  return path;
+}
+
+TempDir::TempDir() {
+  std::random_device rd;
+  const auto base = std::filesystem::temp_directory_path();
+  for (;;) {
+    path_ = base / ("mixserve-test-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
+    if (std::filesystem::create_directory(path_)) break;
+  }
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+namespace {
+std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+}  // namespace
+
+CommandResult run_command(const std::string& command_line) {
+  TempDir dir;
+  const std::string full = command_line + " >" + dir.file("out") + " 2>" + dir.file("err") + " </dev/null";
+  const int status = std::system(full.c_str());
+  CommandResult result;
+  result.exit_code = (status != -1 && WIFEXITED(status)) ? WEXITSTATUS(status) : -1;
+  result.out = slurp(dir.path() / "out");
+  result.err = slurp(dir.path() / "err");
+  return result;
+}
+
+}  // namespace mixserve::testing

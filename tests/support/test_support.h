@@ -1,0 +1,43 @@
+// Helpers shared by the test programs: paths to ../shared data, temp files, running the CLI.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace mixserve::testing {
+
+/// Path of ../shared/data/<relative>, or empty when ../shared is absent (callers GTEST_SKIP()).
+std::filesystem::path shared_data(const std::string& relative);
+
+/// A fresh, empty temporary directory removed when the object is destroyed.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  /// The directory.
+  const std::filesystem::path& path() const { return path_; }
+  /// path() / name as a string.
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// Result of running a command.
+struct CommandResult {
+  int exit_code = -1;   ///< process exit status (-1 if it did not exit normally)
+  std::string out;      ///< stdout
+  std::string err;      ///< stderr
+};
+
+/// Runs `args` through /bin/sh with stdout and stderr captured to files.
+CommandResult run_command(const std::string& command_line);
+
+}  // namespace mixserve::testing
+
+/// Skips the test with a visible reason when ../shared/data/<rel> is missing; yields its path.
+#define MIXSERVE_SHARED_OR_SKIP(var, rel)                                                \
+  const auto var = ::mixserve::testing::shared_data(rel);                                \
+  if (var.empty()) GTEST_SKIP() << "../shared/data/" << (rel) << " absent: test skipped"

@@ -1,0 +1,52 @@
+// Machine probe: sanity of the measured limits (positive, finite, physically plausible) and
+// argument checks. Sizes are small to keep the tests fast; these are not benchmarks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "backends/cpu/machine_probe.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+
+namespace mixserve::cpu {
+namespace {
+
+TEST(MachineProbe, ReadBandwidthIsPlausible) {
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    for (size_t bytes : {size_t{4096}, size_t{100000}, size_t{8} << 20}) {
+      const double bw = measure_read_bandwidth(pool, bytes, 3);
+      EXPECT_TRUE(std::isfinite(bw)) << bytes;
+      // Tiny buffers mostly time the dispatch, so only the large one has a lower bound.
+      EXPECT_GT(bw, bytes >= (size_t{8} << 20) ? 0.5e9 : 0.0) << bytes << " bytes, " << threads << " threads";
+      EXPECT_LT(bw, 2e12) << bytes << " bytes, " << threads << " threads";
+    }
+  }
+}
+
+TEST(MachineProbe, PeakFlopsIsPlausible) {
+  ThreadPool pool(2);
+  const double flops = measure_peak_flops_f32(pool);
+  EXPECT_TRUE(std::isfinite(flops));
+  EXPECT_GT(flops, 1e8) << peak_flops_f32_method();   // even scalar code on a loaded core
+  EXPECT_LT(flops, 1e15) << peak_flops_f32_method();  // ~ a 1000-core AVX-512 machine
+}
+
+TEST(MachineProbe, PeakInt8OpsIsPlausible) {
+  ThreadPool pool(2);
+  const double ops = measure_peak_ops_int8(pool);
+  EXPECT_TRUE(std::isfinite(ops));
+  EXPECT_GT(ops, 1e8) << peak_ops_int8_method();
+  EXPECT_LT(ops, 1e16) << peak_ops_int8_method();
+}
+
+TEST(MachineProbe, RejectsBadArguments) {
+  ThreadPool pool(1);
+  EXPECT_THROW(measure_read_bandwidth(pool, 100, 1), Error);
+  EXPECT_THROW(measure_read_bandwidth(pool, size_t{1} << 50, 1), Error);
+  EXPECT_THROW(measure_read_bandwidth(pool, 1 << 20, 0), Error);
+  EXPECT_THROW(measure_read_bandwidth(pool, 1 << 20, 100000), Error);
+}
+
+}  // namespace
+}  // namespace mixserve::cpu

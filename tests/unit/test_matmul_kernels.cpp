@@ -1,0 +1,282 @@
+// Tests of the CPU matmul kernels: every variant this CPU runs (scalar, avx2, avx512) against
+// quant::dot_reference, the bit-identity contract (batch size, row ranges), agreement between
+// variants, byte-identical activation quantisation, and argument errors of the public entry points.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backends/cpu/matmul_kernels.h"
+#include "backends/cpu/matmul_variants.h"
+#include "common/error.h"
+#include "quant/quant.h"
+
+namespace mixserve::cpu {
+namespace {
+
+constexpr DType kTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0};
+
+bool is_quantised(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0; }
+
+std::vector<float> random_floats(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// A weight matrix and a batch of activations in one format, plus the float originals.
+struct Problem {
+  DType wtype;
+  int64_t k, rows, n_tok;
+  size_t w_row, x_row;
+  std::vector<uint8_t> w;
+  std::vector<float> xf;  // original activations
+};
+
+Problem make_problem(DType wtype, int64_t k, int64_t rows, int64_t n_tok, uint32_t seed) {
+  Problem p{wtype, k, rows, n_tok, *dtype_row_bytes(wtype, k),
+            *dtype_row_bytes(activation_type(wtype), k), {}, {}};
+  p.w.resize(p.w_row * static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    auto row = random_floats(k, seed * 1000 + static_cast<uint32_t>(r));
+    // A few rows far from unit scale exercise the per-block scales.
+    if (r % 5 == 2) {
+      for (auto& v : row) v *= 37.0f;
+    }
+    quant::quantize_row(wtype, row.data(), p.w.data() + p.w_row * static_cast<size_t>(r), k);
+  }
+  if (wtype == DType::kQ8_0) {
+    // Files may hold -128, which our quantiser never writes: make sure every kernel copes.
+    std::mt19937 rng(seed);
+    for (int i = 0; i < 20; ++i) {
+      const size_t blk = rng() % (p.w.size() / 34);
+      p.w[blk * 34 + 2 + rng() % 32] = 0x80;
+    }
+  }
+  p.xf = random_floats(k * n_tok, seed + 17);
+  return p;
+}
+
+std::vector<uint8_t> convert(const MatmulKernelTable& v, const Problem& p) {
+  std::vector<uint8_t> x(p.x_row * static_cast<size_t>(p.n_tok));
+  for (int64_t t = 0; t < p.n_tok; ++t) {
+    v.convert_activation(p.wtype, p.xf.data() + t * p.k, x.data() + p.x_row * static_cast<size_t>(t), p.k);
+  }
+  return x;
+}
+
+std::vector<float> run(const MatmulKernelTable& v, const Problem& p, const std::vector<uint8_t>& x) {
+  std::vector<float> y(static_cast<size_t>(p.rows * p.n_tok), NAN);
+  v.matmul_rows(p.wtype, p.k, p.w.data(), p.w_row, 0, p.rows, x.data(), p.x_row, p.n_tok, y.data(), p.rows);
+  return y;
+}
+
+// Reference values and error bounds for output (r, t).
+struct Expected {
+  double value;      // weights x the activations the kernel saw (after Q8_0 rounding)
+  double orig;       // weights x the original float activations
+  double acc_bound;  // float accumulation error bound
+  double act_bound;  // bound on |value - orig| from the Q8_0 activation rounding
+};
+
+Expected expected(const Problem& p, const std::vector<uint8_t>& x, int64_t r, int64_t t) {
+  const uint8_t* row = p.w.data() + p.w_row * static_cast<size_t>(r);
+  const float* xt = p.xf.data() + t * p.k;
+  std::vector<float> wd(static_cast<size_t>(p.k)), xd(static_cast<size_t>(p.k));
+  quant::dequantize_row(p.wtype, row, wd.data(), p.k);
+  quant::dequantize_row(activation_type(p.wtype), x.data() + p.x_row * static_cast<size_t>(t), xd.data(), p.k);
+  Expected e{};
+  e.value = quant::dot_reference(p.wtype, row, xd.data(), p.k);
+  e.orig = quant::dot_reference(p.wtype, row, xt, p.k);
+  double abs_sum = 0.0;
+  for (int64_t j = 0; j < p.k; ++j) abs_sum += std::fabs(static_cast<double>(wd[j]) * xd[j]);
+  // Each output is a float sum of at most n terms (blocks, or k/4 partial sums) plus a lane
+  // reduction and one product rounding per term: |err| <= gamma(n) * sum |w x| (Higham, ch. 3).
+  const double n = is_quantised(p.wtype) ? p.k / 32.0 + 24 : p.k / 4.0 + 24;
+  e.acc_bound = n * std::ldexp(1.0, -24) / (1 - n * std::ldexp(1.0, -24)) * abs_sum + 1e-30;
+  if (is_quantised(p.wtype)) {
+    // Q8_0 activations: |x - x'| <= d/2 + 127 |d - fp16(d)| <= d (0.5 + 127 * 2^-11), d = amax/127.
+    for (int64_t b = 0; b < p.k / 32; ++b) {
+      double amax = 0.0, wsum = 0.0;
+      for (int64_t j = 32 * b; j < 32 * b + 32; ++j) {
+        amax = std::max(amax, std::fabs(static_cast<double>(xt[j])));
+        wsum += std::fabs(static_cast<double>(wd[j]));
+      }
+      e.act_bound += amax / 127.0 * (0.5 + 127.0 * std::ldexp(1.0, -11)) * 1.0001 * wsum;
+    }
+  }
+  return e;
+}
+
+std::string describe(const MatmulKernelTable& v, const Problem& p) {
+  return std::string(v.name) + " " + std::string(dtype_name(p.wtype)) + " k=" + std::to_string(p.k) +
+         " rows=" + std::to_string(p.rows) + " n_tok=" + std::to_string(p.n_tok);
+}
+
+std::vector<int64_t> ks_for(DType t) {
+  if (is_quantised(t)) return {32, 64, 96, 4096 + 32};
+  return {1, 7, 16, 17, 33, 64, 96, 4096 + 32};
+}
+
+TEST(MatmulKernels, EveryVariantMatchesTheReference) {
+  for (const MatmulKernelTable* v : usable_matmul_kernels()) {
+    for (DType type : kTypes) {
+      for (int64_t k : ks_for(type)) {
+        for (int64_t rows : {1, 3, 17, 33}) {
+          for (int64_t n_tok : {1, 2, 3, 5, 8, 13}) {
+            if (k > 1000 && rows * n_tok > 100) continue;  // keep the big-k cases quick
+            const Problem p = make_problem(type, k, rows, n_tok, static_cast<uint32_t>(k + rows * 7 + n_tok));
+            const auto x = convert(*v, p);
+            const auto y = run(*v, p, x);
+            for (int64_t t = 0; t < n_tok; ++t) {
+              for (int64_t r = 0; r < rows; ++r) {
+                const Expected e = expected(p, x, r, t);
+                const double got = y[static_cast<size_t>(t * rows + r)];
+                ASSERT_LE(std::fabs(got - e.value), e.acc_bound)
+                    << describe(*v, p) << " r=" << r << " t=" << t << " want " << e.value;
+                ASSERT_LE(std::fabs(got - e.orig), e.acc_bound + e.act_bound)
+                    << describe(*v, p) << " r=" << r << " t=" << t << " want " << e.orig;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(MatmulKernels, OutputsAreBitIdenticalForAnyBatchAndRowSplit) {
+  for (const MatmulKernelTable* v : usable_matmul_kernels()) {
+    for (DType type : kTypes) {
+      const int64_t k = is_quantised(type) ? 4096 + 32 : 4096 + 13;
+      const Problem p = make_problem(type, k, 37, 13, 99);
+      const auto x = convert(*v, p);
+      const auto full = run(*v, p, x);
+      std::vector<float> y(full.size(), NAN);
+      // One token at a time, each with its own row split.
+      for (int64_t t = 0; t < p.n_tok; ++t) {
+        const int64_t cut = (t * 5) % p.rows;
+        for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, cut}, {cut, p.rows}}) {
+          v->matmul_rows(type, k, p.w.data(), p.w_row, r0, r1, x.data() + p.x_row * static_cast<size_t>(t),
+                         p.x_row, 1, y.data() + t * p.rows, p.rows);
+        }
+      }
+      ASSERT_EQ(std::memcmp(y.data(), full.data(), y.size() * sizeof(float)), 0) << v->name << " " << dtype_name(type);
+      // Uneven batches (5 + 8 tokens) over uneven row ranges.
+      std::fill(y.begin(), y.end(), NAN);
+      const int64_t cuts[] = {0, 1, 6, 7, 18, 30, 37};
+      for (int64_t t0 : {0, 5}) {
+        const int64_t nt = t0 == 0 ? 5 : p.n_tok - 5;
+        for (int i = 0; i + 1 < 7; ++i) {
+          v->matmul_rows(type, k, p.w.data(), p.w_row, cuts[i], cuts[i + 1],
+                         x.data() + p.x_row * static_cast<size_t>(t0), p.x_row, nt, y.data() + t0 * p.rows,
+                         p.rows);
+        }
+      }
+      ASSERT_EQ(std::memcmp(y.data(), full.data(), y.size() * sizeof(float)), 0) << v->name << " " << dtype_name(type);
+    }
+  }
+}
+
+TEST(MatmulKernels, VariantsAgreeWithEachOther) {
+  const auto variants = usable_matmul_kernels();
+  for (DType type : kTypes) {
+    const Problem p = make_problem(type, 2048 + 96, 21, 6, 5);
+    const auto x = convert(*variants[0], p);
+    const auto base = run(*variants[0], p, x);
+    for (size_t i = 1; i < variants.size(); ++i) {
+      EXPECT_EQ(convert(*variants[i], p), x) << variants[i]->name;
+      const auto y = run(*variants[i], p, x);
+      for (int64_t t = 0; t < p.n_tok; ++t) {
+        for (int64_t r = 0; r < p.rows; ++r) {
+          const size_t at = static_cast<size_t>(t * p.rows + r);
+          // Both are within acc_bound of the same exact value.
+          EXPECT_LE(std::fabs(y[at] - base[at]), 2 * expected(p, x, r, t).acc_bound)
+              << variants[i]->name << " vs scalar " << dtype_name(type) << " r=" << r << " t=" << t;
+        }
+      }
+    }
+  }
+}
+
+TEST(MatmulKernels, ActivationQuantisationIsByteIdenticalAcrossVariants) {
+  // Values on the rounding ties (amax = 127 makes d = 1), tiny, zero and random blocks.
+  std::vector<float> x(32 * 6, 0.0f);
+  for (int i = 0; i < 32; ++i) x[i] = (i == 0) ? 127.0f : static_cast<float>(i % 9) - 4.5f;
+  for (int i = 0; i < 32; ++i) x[32 + i] = 1e-30f * static_cast<float>(i - 16);
+  const auto r = random_floats(32 * 4, 3);
+  std::copy(r.begin(), r.end(), x.begin() + 64);
+  const int64_t k = static_cast<int64_t>(x.size());
+  std::vector<uint8_t> want(*dtype_row_bytes(DType::kQ8_0, k));
+  quant::quantize_row(DType::kQ8_0, x.data(), want.data(), k);
+  for (const MatmulKernelTable* v : usable_matmul_kernels()) {
+    for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
+      std::vector<uint8_t> got(want.size(), 0xAA);
+      v->convert_activation(type, x.data(), got.data(), k);
+      EXPECT_EQ(got, want) << v->name;
+    }
+    std::vector<float> f(x.size());
+    v->convert_activation(DType::kF16, x.data(), f.data(), k);
+    EXPECT_EQ(f, x) << v->name;
+  }
+}
+
+template <typename Fn>
+ErrorCode code_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return ErrorCode::kInternal;
+}
+
+TEST(MatmulKernels, PublicEntryPointsRejectBadArguments) {
+  std::vector<uint8_t> w(4096), x(4096);
+  std::vector<float> y(64), xf(64, 1.0f);
+  EXPECT_EQ(activation_type(DType::kQ4_0), DType::kQ8_0);
+  EXPECT_EQ(activation_type(DType::kBF16), DType::kF32);
+  EXPECT_EQ(code_of([&] { activation_type(DType::kQ4_1); }), ErrorCode::kUnimplemented);
+  EXPECT_EQ(code_of([&] { convert_activation(DType::kQ8_0, xf.data(), x.data(), 33); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of([&] { matmul_rows(DType::kQ4_0, 33, w.data(), 18, 0, 1, x.data(), 34, 1, y.data(), 1); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of([&] { matmul_rows(DType::kQ6_K, 256, w.data(), 210, 0, 1, x.data(), 1024, 1, y.data(), 1); }),
+            ErrorCode::kUnimplemented);
+  EXPECT_EQ(code_of([&] { matmul_rows(DType::kF32, 8, w.data(), 32, 2, 1, x.data(), 32, 1, y.data(), 1); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of([&] { matmul_rows(DType::kF32, 8, w.data(), 16, 0, 1, x.data(), 32, 1, y.data(), 1); }),
+            ErrorCode::kInvalidArgument);  // weight stride shorter than a row
+  EXPECT_EQ(code_of([&] { matmul_rows(DType::kF32, 8, w.data(), 32, 0, 4, x.data(), 32, 2, y.data(), 2); }),
+            ErrorCode::kInvalidArgument);  // token outputs would overlap
+  EXPECT_EQ(code_of([&] { matmul_rows(DType::kF32, 8, nullptr, 32, 0, 1, x.data(), 32, 1, y.data(), 1); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_NO_THROW(matmul_rows(DType::kF32, 8, w.data(), 32, 3, 3, x.data(), 32, 1, y.data(), 1));
+  const std::string name = matmul_variant(DType::kQ8_0);
+  EXPECT_EQ(name, usable_matmul_kernels().back()->name);
+  EXPECT_EQ(name, active_matmul_kernels().name);
+}
+
+TEST(MatmulKernels, PublicPathMatchesReference) {
+  const Problem p = make_problem(DType::kQ4_0, 256, 9, 3, 11);
+  std::vector<uint8_t> x(p.x_row * 3);
+  for (int64_t t = 0; t < 3; ++t) convert_activation(p.wtype, p.xf.data() + t * p.k, x.data() + p.x_row * t, p.k);
+  std::vector<float> y(27);
+  matmul_rows(p.wtype, p.k, p.w.data(), p.w_row, 0, 9, x.data(), p.x_row, 3, y.data(), 9);
+  for (int64_t t = 0; t < 3; ++t) {
+    for (int64_t r = 0; r < 9; ++r) {
+      const Expected e = expected(p, x, r, t);
+      EXPECT_LE(std::fabs(y[t * 9 + r] - e.value), e.acc_bound);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mixserve::cpu

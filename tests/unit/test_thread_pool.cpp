@@ -1,0 +1,225 @@
+// ThreadPool: coverage of run() and parallel_for(), long run sequences (spin and sleep paths),
+// exceptions, misuse, sizes 1 and oversubscribed, construction and destruction.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "common/error.h"
+#include "common/thread_pool.h"
+
+namespace mixserve {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Ends the process with a message if the guarded scope takes longer than `limit`: a hang in the
+// pool would otherwise stall the whole test run with no hint of where.
+class Watchdog {
+ public:
+  Watchdog(const char* what, std::chrono::seconds limit)
+      : thread_([this, what, limit] {
+          std::unique_lock lock(mutex_);
+          if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
+            std::fprintf(stderr, "watchdog: '%s' did not finish in %lld s (hang?)\n", what,
+                         static_cast<long long>(limit.count()));
+            std::_Exit(1);
+          }
+        }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+const std::vector<int> kPoolSizes = {1, 2, 3, 4, 8};
+
+TEST(ThreadPool, RunCallsEveryThreadIndexExactlyOnce) {
+  Watchdog dog("run coverage", std::chrono::seconds(60));
+  for (int size : kPoolSizes) {
+    ThreadPool pool(size);
+    ASSERT_EQ(pool.size(), size);
+    for (int rep = 0; rep < 50; ++rep) {
+      std::vector<std::atomic<int>> calls(static_cast<size_t>(size));
+      std::atomic<int> bad_nth{0};
+      pool.run([&](int ith, int nth) {
+        if (nth != size || ith < 0 || ith >= nth) {
+          bad_nth.fetch_add(1);
+          return;
+        }
+        calls[static_cast<size_t>(ith)].fetch_add(1);
+      });
+      ASSERT_EQ(bad_nth.load(), 0);
+      for (int i = 0; i < size; ++i) ASSERT_EQ(calls[static_cast<size_t>(i)].load(), 1) << "ith " << i;
+    }
+  }
+}
+
+TEST(ThreadPool, RunMakesWorkerWritesVisibleToTheCaller) {
+  ThreadPool pool(4);
+  std::vector<int64_t> slots(4, 0);  // plain memory: run() must order it
+  for (int64_t rep = 1; rep <= 1000; ++rep) {
+    pool.run([&](int ith, int) { slots[static_cast<size_t>(ith)] = rep * 10 + ith; });
+    for (int i = 0; i < 4; ++i) ASSERT_EQ(slots[static_cast<size_t>(i)], rep * 10 + i);
+  }
+}
+
+TEST(ThreadPool, ParallelForCoversTheRangeExactlyOnce) {
+  Watchdog dog("parallel_for coverage", std::chrono::seconds(60));
+  const std::vector<int64_t> sizes = {0, 1, 2, 3, 7, 64, 65, 1000, 4097};
+  const std::vector<int64_t> grains = {-5, 0, 1, 3, 64, 1000, 5000};
+  for (int size : kPoolSizes) {
+    ThreadPool pool(size);
+    for (int64_t n : sizes) {
+      for (int64_t grain : grains) {
+        SCOPED_TRACE("threads=" + std::to_string(size) + " n=" + std::to_string(n) + " grain=" + std::to_string(grain));
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::atomic<int> bad{0};
+        const int64_t max_chunk = grain < 1 ? 1 : grain;
+        pool.parallel_for(n, grain, [&](int64_t begin, int64_t end, int ith) {
+          if (begin < 0 || end > n || begin >= end || end - begin > max_chunk || ith < 0 || ith >= size) {
+            bad.fetch_add(1);
+            return;
+          }
+          for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+        });
+        ASSERT_EQ(bad.load(), 0);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << i;
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, ManyBackToBackRunsDoNotHang) {
+  Watchdog dog("100k back-to-back runs", std::chrono::seconds(300));
+  ThreadPool pool(0);
+  std::atomic<int64_t> total{0};
+  constexpr int kRuns = 100000;
+  for (int r = 0; r < kRuns; ++r) pool.run([&](int, int) { total.fetch_add(1, std::memory_order_relaxed); });
+  EXPECT_EQ(total.load(), static_cast<int64_t>(kRuns) * pool.size());
+}
+
+TEST(ThreadPool, OversubscribedPoolKeepsGoing) {
+  // More threads than cores: a worker that spins without yielding would starve the others.
+  Watchdog dog("oversubscribed runs", std::chrono::seconds(120));
+  ThreadPool pool(3 * ThreadPool::hardware_threads() + 1);
+  std::atomic<int64_t> total{0};
+  constexpr int kRuns = 1000;
+  for (int r = 0; r < kRuns; ++r) pool.run([&](int, int) { total.fetch_add(1, std::memory_order_relaxed); });
+  EXPECT_EQ(total.load(), static_cast<int64_t>(kRuns) * pool.size());
+}
+
+TEST(ThreadPool, WakesWorkersThatFellAsleep) {
+  // Gaps longer than the spin phase make the workers block in atomic::wait; each run must
+  // still wake all of them (a lost wake-up would hang here).
+  Watchdog dog("runs after sleeping", std::chrono::seconds(60));
+  ThreadPool pool(3);
+  for (int r = 0; r < 12; ++r) {
+    std::this_thread::sleep_for(milliseconds(r % 3 == 0 ? 60 : 1));
+    std::atomic<int> calls{0};
+    pool.run([&](int, int) { calls.fetch_add(1); });
+    ASSERT_EQ(calls.load(), 3) << "run " << r;
+  }
+}
+
+TEST(ThreadPool, PoolOfOneRunsInlineOnTheCaller) {
+  ThreadPool pool(1);
+  EXPECT_EQ(pool.size(), 1);
+  const auto caller = std::this_thread::get_id();
+  std::thread::id seen;
+  pool.run([&](int ith, int nth) {
+    EXPECT_EQ(ith, 0);
+    EXPECT_EQ(nth, 1);
+    seen = std::this_thread::get_id();
+  });
+  EXPECT_EQ(seen, caller);
+  int chunks = 0;
+  pool.parallel_for(100, 7, [&](int64_t begin, int64_t end, int ith) {
+    EXPECT_EQ(ith, 0);
+    EXPECT_LE(end - begin, 100);
+    ++chunks;
+  });
+  EXPECT_GE(chunks, 1);
+}
+
+TEST(ThreadPool, DestructionWhileIdle) {
+  Watchdog dog("construct/destroy", std::chrono::seconds(60));
+  for (int i = 0; i < 50; ++i) {
+    ThreadPool never_used(4);  // destroyed before its workers may even have started
+  }
+  for (int i = 0; i < 20; ++i) {
+    ThreadPool pool(3);
+    pool.run([](int, int) {});
+  }
+  ThreadPool sleeping(3);
+  sleeping.run([](int, int) {});
+  std::this_thread::sleep_for(milliseconds(100));  // workers now blocked in atomic::wait
+}
+
+TEST(ThreadPool, ExceptionsReachTheCallerAndThePoolStaysUsable) {
+  Watchdog dog("exceptions", std::chrono::seconds(60));
+  ThreadPool pool(4);
+  for (int thrower : {0, 1, 3}) {
+    SCOPED_TRACE("thrower " + std::to_string(thrower));
+    std::atomic<int> finished{0};
+    EXPECT_THROW(pool.run([&](int ith, int) {
+      if (ith == thrower) throw std::runtime_error("task failed");
+      finished.fetch_add(1);
+    }),
+                 std::runtime_error);
+    EXPECT_EQ(finished.load(), 3) << "run() returned before the other threads finished";
+    std::atomic<int> calls{0};
+    pool.run([&](int, int) { calls.fetch_add(1); });
+    EXPECT_EQ(calls.load(), 4);
+  }
+  EXPECT_THROW(pool.parallel_for(1000, 10,
+                                 [](int64_t begin, int64_t, int) {
+                                   if (begin == 500) fail(ErrorCode::kDataLoss, "chunk 500");
+                                 }),
+               Error);
+  std::atomic<int64_t> sum{0};
+  pool.parallel_for(100, 9, [&](int64_t b, int64_t e, int) { sum.fetch_add(e - b); });
+  EXPECT_EQ(sum.load(), 100);
+}
+
+TEST(ThreadPool, NestedRunIsAnErrorNotADeadlock) {
+  Watchdog dog("nested run", std::chrono::seconds(60));
+  ThreadPool pool(3);
+  try {
+    pool.run([&](int, int) { pool.run([](int, int) {}); });
+    ADD_FAILURE() << "nested run() did not throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInternal) << e.what();
+  }
+  std::atomic<int> calls{0};
+  pool.run([&](int, int) { calls.fetch_add(1); });
+  EXPECT_EQ(calls.load(), 3);
+}
+
+TEST(ThreadPool, RejectsBadSizes) {
+  EXPECT_THROW(ThreadPool(-1), Error);
+  EXPECT_THROW(ThreadPool(1 << 20), Error);
+  ThreadPool automatic(0);
+  EXPECT_EQ(automatic.size(), ThreadPool::hardware_threads());
+  EXPECT_GE(ThreadPool::hardware_threads(), 1);
+}
+
+}  // namespace
+}  // namespace mixserve
