@@ -230,9 +230,13 @@ void keep_top_p(std::vector<Candidate>& c, double goal) {
   const std::size_t kept_in_bucket = rank_prefix(c, n, c.size(), goal - above);
   const Candidate last = c[n + kept_in_bucket - 1];
   c.resize(n);
-  c.erase(std::remove_if(c.begin(), c.end(),
-                         [&last](const Candidate& x) { return ranks_before(last, x); }),
-          c.end());
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < n; ++i) {  // branch-free stable compaction
+    const Candidate x = c[i];
+    c[kept] = x;
+    kept += (x.first > last.first || (x.first == last.first && x.second <= last.second)) ? 1 : 0;
+  }
+  c.resize(kept);
 }
 
 // Inverse-CDF draw of a token from `c` (weights need not be normalised; the largest is 1) at
@@ -385,7 +389,8 @@ int32_t Sampler::sample(std::span<const float> logits) {
       weight = std::exp(exponent);
     }
     total += weight;
-    if (weight >= min_weight) candidates_[kept++] = {weight, c.second};
+    candidates_[kept] = {weight, c.second};  // branch-free compaction: kept <= current index
+    kept += weight >= min_weight ? 1 : 0;
   }
   candidates_.resize(kept);
   // Top-p mass is measured against the whole post-top-k distribution (`total`).

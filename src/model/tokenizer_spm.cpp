@@ -96,7 +96,7 @@ bool is_special(TokenType type) {
 }
 
 struct Symbol {
-  uint32_t start;  // byte offset in the escaped text
+  uint32_t start;  // byte offset in the escaped run
   uint32_t len;    // bytes; 0 once merged into its left neighbour
   int32_t prev;    // index of the previous live symbol, -1 at the start
   int32_t next;    // index of the next live symbol, -1 at the end

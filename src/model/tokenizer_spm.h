@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -57,8 +58,6 @@ class SpmTokenizer final : public Tokenizer {
   /// Whether some mergeable piece contains character `a` directly followed by `b` (characters
   /// packed by pack_char); if not, no merge can ever cross that boundary.
   bool may_join(uint32_t a, uint32_t b) const;
-  /// Records that a mergeable piece contains `a` directly followed by `b`.
-  void add_join(uint32_t a, uint32_t b);
 
   Vocab vocab_;
   PieceMap pieces_;                      // normal / user-defined / undefined pieces
@@ -67,7 +66,7 @@ class SpmTokenizer final : public Tokenizer {
   std::vector<int16_t> token_bytes_;     // token id -> byte for byte tokens, else -1
   int32_t unk_id_ = -1;                  // vocab.unk_id, else the first kUnknown token
   // Open-addressing set of adjacent character pairs inside mergeable pieces (empty slot = ~0).
-  // Text is split where no pair matches, so each merge heap stays small and cache-resident.
+  // Text is cut into independent runs where no pair matches (see encode_fragment).
   std::vector<uint64_t> joins_;
   uint64_t joins_mask_ = 0;
   // Special spellings indexed by first byte, each list longest first.

@@ -3,6 +3,7 @@
 // double-precision references computed here. Tolerances are normalised mean squared errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -16,7 +17,8 @@ namespace {
 // NMSE bounds. Float paths accumulate in f32: error ~ 1e-7 relative per element -> NMSE ~1e-13;
 // 1e-10 leaves room for different summation orders. Q8_0/Q4_0 matrix products quantise the
 // activations to Q8_0 (step max|x|/127 per 32 values): relative error ~ 1/(127*sqrt(3)) per term,
-// which over random signs gives NMSE ~ 2e-5 against the dequantised weights; bound 2e-4.
+// which over random signs and many outputs gives NMSE ~ 2e-5 against the dequantised weights;
+// bound 2e-4 (a per-output absolute bound is checked too, see MatMulConformance).
 constexpr double kFloatNmse = 1e-10;
 constexpr double kQuantNmse = 2e-4;
 // SIMD exp/transcendentals in softmax/silu/rope are accurate to a few ulp.
@@ -74,7 +76,31 @@ TEST_P(MatMulConformance, MatchesDoubleReference) {
       }
     }
     const bool quantised = type == DType::kQ8_0 || type == DType::kQ4_0;
-    EXPECT_LT(nmse(got, want), quantised ? kQuantNmse : kFloatNmse) << dtype_name(type);
+    if (!quantised) {
+      EXPECT_LT(nmse(got, want), kFloatNmse) << dtype_name(type);
+      continue;
+    }
+    // Backends may quantise activations to 8 bits per 32-value block (scale amax/127 stored as
+    // fp16): each x_j then moves by at most ~0.5 step + the fp16 rounding of the scale
+    // (127 * 2^-11 steps), so |error| <= sum_j |w_j| * 0.57 * amax_block / 127 per output.
+    // A relative NMSE bound is meaningless for a single output (cancellation), so check this.
+    int violations = 0;
+    for (int64_t tt = 0; tt < t; ++tt) {
+      for (int64_t r = 0; r < n; ++r) {
+        double bound = 1e-6;
+        for (int64_t b0 = 0; b0 < k; b0 += 32) {
+          double amax = 0, wsum = 0;
+          for (int64_t j = b0; j < b0 + 32; ++j) {
+            amax = std::max(amax, std::abs(double{x_values[tt * k + j]}));
+            wsum += std::abs(double{wd[r * k + j]});
+          }
+          bound += wsum * 0.57 * amax / 127.0;
+        }
+        if (std::abs(got[tt * n + r] - want[tt * n + r]) > bound) ++violations;
+      }
+    }
+    EXPECT_EQ(violations, 0) << dtype_name(type);
+    EXPECT_LT(nmse(got, want), n * t >= 64 ? kQuantNmse : 1e-2) << dtype_name(type);
   }
 }
 

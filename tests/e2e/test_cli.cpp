@@ -126,7 +126,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"model synth --type q4_k -o DIR/o.gguf", 2, "q4_k"},
                       BadCase{"model synth --arch gpt-j -o DIR/o.gguf", 1, "unsupported model architecture"},
                       BadCase{"model synth -o /nonexistent-dir/o.gguf --shape tiny", 1, "/nonexistent-dir/o.gguf"},
-                      BadCase{"frobnicate", 2, "frobnicate"},
+                      BadCase{"frobnicate", 2, "subcommand"},
                       BadCase{"run -m DIR/missing.gguf -p hi --device tpu:7", 1, "error:"}));
 
 TEST(Cli, UnknownDeviceIsNamed) {
