@@ -14,6 +14,9 @@ void ModelFlags::add_to(CLI::App* cmd) {
   cmd->add_option("-t,--threads", threads, "CPU threads (0 = all usable cores)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  cmd->add_flag("--mmap", mmap,
+                "read weights in place from the mapped file (instant load, less memory, slower decode) "
+                "instead of copying them into memory backed by huge pages");
 }
 
 std::unique_ptr<Model> ModelFlags::load() const {
@@ -27,6 +30,7 @@ std::unique_ptr<Model> ModelFlags::load() const {
   LoadOptions options;
   options.device = device;
   options.n_threads = threads;
+  options.use_mmap = mmap;
   options.progress = [&bar](double fraction) { bar.update(fraction); };
   auto model = Model::load(path, options);
   bar.finish();

@@ -15,6 +15,7 @@ struct ModelFlags {
   std::string path;            ///< GGUF file
   std::string device = "cpu";  ///< device id, or "list" to print the devices
   int threads = 0;             ///< CPU threads; 0 = all usable cores
+  bool mmap = false;           ///< read weights in place from the mapped file instead of copying them
 
   /// Registers the flags on `cmd`.
   void add_to(CLI::App* cmd);

@@ -21,6 +21,9 @@ struct LoadOptions {
   std::string device = "cpu";   ///< device id from `mixserve devices`
   int n_threads = 0;            ///< CPU threads (0 = all usable cores)
   std::function<void(double)> progress;  ///< called with the loaded fraction (may be empty)
+  bool use_mmap = false;        ///< read weights in place from the mapped file (instant load, less memory);
+                                ///< false copies them into device memory (on CPU: anonymous memory that
+                                ///< transparent huge pages back, which decodes up to 2x faster)
 };
 
 /// An immutable, loaded model; shared by any number of Sessions.

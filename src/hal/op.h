@@ -37,4 +37,14 @@ struct Op {
   std::array<int64_t, 3> i = {0, 0, 0};          ///< integer parameters, kind-specific
 };
 
+/// An op of `kind` writing `dst` from up to three sources; parameters are set by the caller.
+inline Op make_op(OpKind kind, Tensor* dst, const Tensor* a, const Tensor* b = nullptr,
+                  const Tensor* c = nullptr) {
+  Op op;
+  op.kind = kind;
+  op.dst = dst;
+  op.src = {a, b, c};
+  return op;
+}
+
 }  // namespace mixserve::hal

@@ -5,18 +5,8 @@
 #include "common/error.h"
 
 namespace mixserve {
-namespace {
 
-hal::Op make_op(hal::OpKind kind, hal::Tensor* dst, const hal::Tensor* a, const hal::Tensor* b = nullptr,
-                const hal::Tensor* c = nullptr) {
-  hal::Op op;
-  op.kind = kind;
-  op.dst = dst;
-  op.src = {a, b, c};
-  return op;
-}
-
-}  // namespace
+using hal::make_op;
 
 hal::Tensor* ForwardGraph::view(const hal::Tensor& base, std::array<int64_t, 4> ne, size_t offset) {
   hal::Tensor& t = views.emplace_back(base);

@@ -35,14 +35,7 @@ std::vector<float> dequantised(DType type, const std::vector<uint8_t>& bytes, in
   return out;
 }
 
-hal::Op op_of(hal::OpKind kind, hal::Tensor* dst, const hal::Tensor* a, const hal::Tensor* b = nullptr,
-              const hal::Tensor* c = nullptr) {
-  hal::Op op;
-  op.kind = kind;
-  op.dst = dst;
-  op.src = {a, b, c};
-  return op;
-}
+using hal::make_op;
 
 struct MatMulCase {
   DType type;
@@ -62,7 +55,7 @@ TEST_P(MatMulConformance, MatchesDoubleReference) {
     auto w = make_tensor(*device, *stream, type, {k, n, 1, 1}, encode(type, w_values, k));
     auto x = make_tensor(*device, *stream, DType::kF32, {k, t, 1, 1}, encode(DType::kF32, x_values, k));
     auto y = make_tensor(*device, *stream, DType::kF32, {n, t, 1, 1});
-    const hal::Op op = op_of(hal::OpKind::kMatMul, &y.tensor, &w.tensor, &x.tensor);
+    const hal::Op op = make_op(hal::OpKind::kMatMul, &y.tensor, &w.tensor, &x.tensor);
     if (!device->supports_op(op)) continue;
     stream->run(op);
     const auto got = read_f32(*stream, y);
@@ -136,7 +129,7 @@ TEST(OpConformance, GetRowsAllTypes) {
       std::memcpy(id_bytes.data(), ids.data(), id_bytes.size());
       auto idt = make_tensor(*device, *stream, DType::kI32, {5, 1, 1, 1}, id_bytes);
       auto out = make_tensor(*device, *stream, DType::kF32, {d, 5, 1, 1});
-      const hal::Op op = op_of(hal::OpKind::kGetRows, &out.tensor, &table.tensor, &idt.tensor);
+      const hal::Op op = make_op(hal::OpKind::kGetRows, &out.tensor, &table.tensor, &idt.tensor);
       if (!device->supports_op(op)) continue;
       stream->run(op);
       const auto got = read_f32(*stream, out);
@@ -160,7 +153,7 @@ TEST(OpConformance, AddWithAndWithoutBroadcast) {
       auto ta = make_tensor(*device, *stream, DType::kF32, {n, rows, 1, 1}, encode(DType::kF32, a, n));
       auto tb = make_tensor(*device, *stream, DType::kF32, {n, rows_b, 1, 1}, encode(DType::kF32, b, n));
       auto ty = make_tensor(*device, *stream, DType::kF32, {n, rows, 1, 1});
-      stream->run(op_of(hal::OpKind::kAdd, &ty.tensor, &ta.tensor, &tb.tensor));
+      stream->run(make_op(hal::OpKind::kAdd, &ty.tensor, &ta.tensor, &tb.tensor));
       const auto got = read_f32(*stream, ty);
       std::vector<double> want(a.size());
       for (size_t i = 0; i < a.size(); ++i) want[i] = double{a[i]} + b[rows_b == 1 ? i % n : i];
@@ -181,7 +174,7 @@ TEST(OpConformance, RmsNormOddWidths) {
       auto tx = make_tensor(*device, *stream, DType::kF32, {n, rows, 1, 1}, encode(DType::kF32, x, n));
       auto tw = make_tensor(*device, *stream, DType::kF32, {n, 1, 1, 1}, encode(DType::kF32, w, n));
       auto ty = make_tensor(*device, *stream, DType::kF32, {n, rows, 1, 1});
-      hal::Op op = op_of(hal::OpKind::kRmsNorm, &ty.tensor, &tx.tensor, &tw.tensor);
+      hal::Op op = make_op(hal::OpKind::kRmsNorm, &ty.tensor, &tx.tensor, &tw.tensor);
       op.f[0] = 1e-5f;
       stream->run(op);
       const auto got = read_f32(*stream, ty);
@@ -208,7 +201,7 @@ TEST(OpConformance, RopeBothArrangements) {
         const auto x = random_floats(static_cast<size_t>(head_dim * heads * tokens), rng);
         auto tx = make_tensor(*device, *stream, DType::kF32, {head_dim, heads, tokens, 1},
                               encode(DType::kF32, x, head_dim));
-        hal::Op op = op_of(hal::OpKind::kRope, &tx.tensor, &tx.tensor);
+        hal::Op op = make_op(hal::OpKind::kRope, &tx.tensor, &tx.tensor);
         op.i = {pos0, n_rot, neox ? 1 : 0};
         op.f[0] = 10000.0f;
         stream->run(op);
@@ -247,7 +240,7 @@ TEST(OpConformance, SwiGLU) {
     auto tg = make_tensor(*device, *stream, DType::kF32, {n, rows, 1, 1}, encode(DType::kF32, g, n));
     auto tu = make_tensor(*device, *stream, DType::kF32, {n, rows, 1, 1}, encode(DType::kF32, u, n));
     auto ty = make_tensor(*device, *stream, DType::kF32, {n, rows, 1, 1});
-    stream->run(op_of(hal::OpKind::kSwiGLU, &ty.tensor, &tg.tensor, &tu.tensor));
+    stream->run(make_op(hal::OpKind::kSwiGLU, &ty.tensor, &tg.tensor, &tu.tensor));
     const auto got = read_f32(*stream, ty);
     std::vector<double> want(g.size());
     for (size_t i = 0; i < g.size(); ++i) want[i] = g[i] / (1.0 + std::exp(-double{g[i]})) * u[i];
@@ -269,7 +262,7 @@ TEST(OpConformance, AttentionGroupedQueryCausal) {
     auto tk = make_tensor(*device, *stream, DType::kF32, {kv_dim, ctx, 1, 1}, encode(DType::kF32, k, kv_dim));
     auto tv = make_tensor(*device, *stream, DType::kF32, {kv_dim, ctx, 1, 1}, encode(DType::kF32, v, kv_dim));
     auto ty = make_tensor(*device, *stream, DType::kF32, {head_dim * heads, tokens, 1, 1});
-    hal::Op op = op_of(hal::OpKind::kAttention, &ty.tensor, &tq.tensor, &tk.tensor, &tv.tensor);
+    hal::Op op = make_op(hal::OpKind::kAttention, &ty.tensor, &tq.tensor, &tk.tensor, &tv.tensor);
     const float scale = 0.125f;
     op.f[0] = scale;
     op.i = {pos0, kv_heads, 0};
@@ -312,7 +305,7 @@ TEST(OpConformance, StoreKVWritesRowsAtPosition) {
     const auto src = random_floats(static_cast<size_t>(width * n), rng);
     auto ts = make_tensor(*device, *stream, DType::kF32, {width, n, 1, 1}, encode(DType::kF32, src, width));
     auto tc = make_tensor(*device, *stream, DType::kF32, {width, ctx, 1, 1});
-    hal::Op op = op_of(hal::OpKind::kStoreKV, &tc.tensor, &ts.tensor);
+    hal::Op op = make_op(hal::OpKind::kStoreKV, &tc.tensor, &ts.tensor);
     op.i[0] = pos;
     stream->run(op);
     const auto got = read_f32(*stream, tc);

@@ -31,6 +31,17 @@ TEST(Cli, SynthRunProducesTextAndSpeeds) {
   EXPECT_NE(r.err.find("decode:  16 tokens"), std::string::npos) << r.err;
 }
 
+TEST(Cli, MmapAndCopiedWeightsGiveTheSameText) {
+  TempDir dir;
+  const std::string model = synth(dir, "m.gguf", "--type q4_0");
+  const std::string base = kBin + " run -m " + model + " -p 'The cat' -n 16 --temp 0 --ignore-eos ";
+  const auto copied = run_command(base);
+  const auto mapped = run_command(base + "--mmap");
+  ASSERT_EQ(copied.exit_code, 0) << copied.err;
+  ASSERT_EQ(mapped.exit_code, 0) << mapped.err;
+  EXPECT_EQ(copied.out, mapped.out);
+}
+
 TEST(Cli, GreedyRunIsDeterministicAndSeedsReproduce) {
   TempDir dir;
   const std::string model = synth(dir, "m.gguf", "--type f16");

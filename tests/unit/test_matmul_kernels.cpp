@@ -2,6 +2,8 @@
 // quant::dot_reference, the bit-identity contract (batch size, row ranges), agreement between
 // variants, byte-identical activation quantisation, and argument errors of the public entry points.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -121,7 +123,9 @@ std::string describe(const MatmulKernelTable& v, const Problem& p) {
 }
 
 std::vector<int64_t> ks_for(DType t) {
-  if (is_quantised(t)) return {32, 64, 96, 4096 + 32};
+  // 512 and 2048: whole groups of 16 blocks (the decode kernels' end-of-row loads); 4128: a lone
+  // last block after whole groups.
+  if (is_quantised(t)) return {32, 64, 96, 512, 2048, 4096 + 32};
   return {1, 7, 16, 17, 33, 64, 96, 4096 + 32};
 }
 
@@ -152,35 +156,107 @@ TEST(MatmulKernels, EveryVariantMatchesTheReference) {
   }
 }
 
+// Computes 37 rows x 13 tokens at once, then one token at a time and in uneven batches over uneven
+// row ranges; every output must match bit for bit.
+void check_bit_identity(const MatmulKernelTable& v, DType type, int64_t k) {
+  const Problem p = make_problem(type, k, 37, 13, 99);
+  const auto x = convert(v, p);
+  const auto full = run(v, p, x);
+  const std::string what = std::string(v.name) + " " + std::string(dtype_name(type)) + " k=" + std::to_string(k);
+  std::vector<float> y(full.size(), NAN);
+  for (int64_t t = 0; t < p.n_tok; ++t) {
+    const int64_t cut = (t * 5) % p.rows;
+    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, cut}, {cut, p.rows}}) {
+      v.matmul_rows(type, k, p.w.data(), p.w_row, r0, r1, x.data() + p.x_row * static_cast<size_t>(t), p.x_row,
+                    1, y.data() + t * p.rows, p.rows);
+    }
+  }
+  ASSERT_EQ(std::memcmp(y.data(), full.data(), y.size() * sizeof(float)), 0) << what << " one token at a time";
+  std::fill(y.begin(), y.end(), NAN);
+  const int64_t cuts[] = {0, 1, 6, 7, 18, 30, 37};
+  for (int64_t t0 : {0, 5}) {
+    const int64_t nt = t0 == 0 ? 5 : p.n_tok - 5;
+    for (int i = 0; i + 1 < 7; ++i) {
+      v.matmul_rows(type, k, p.w.data(), p.w_row, cuts[i], cuts[i + 1], x.data() + p.x_row * static_cast<size_t>(t0),
+                    p.x_row, nt, y.data() + t0 * p.rows, p.rows);
+    }
+  }
+  ASSERT_EQ(std::memcmp(y.data(), full.data(), y.size() * sizeof(float)), 0) << what << " in uneven batches";
+}
+
 TEST(MatmulKernels, OutputsAreBitIdenticalForAnyBatchAndRowSplit) {
   for (const MatmulKernelTable* v : usable_matmul_kernels()) {
     for (DType type : kTypes) {
-      const int64_t k = is_quantised(type) ? 4096 + 32 : 4096 + 13;
-      const Problem p = make_problem(type, k, 37, 13, 99);
-      const auto x = convert(*v, p);
-      const auto full = run(*v, p, x);
-      std::vector<float> y(full.size(), NAN);
-      // One token at a time, each with its own row split.
-      for (int64_t t = 0; t < p.n_tok; ++t) {
-        const int64_t cut = (t * 5) % p.rows;
-        for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, cut}, {cut, p.rows}}) {
-          v->matmul_rows(type, k, p.w.data(), p.w_row, r0, r1, x.data() + p.x_row * static_cast<size_t>(t),
-                         p.x_row, 1, y.data() + t * p.rows, p.rows);
+      if (is_quantised(type)) {
+        check_bit_identity(*v, type, 512);
+        check_bit_identity(*v, type, 4096 + 32);
+      } else {
+        check_bit_identity(*v, type, 4096 + 13);
+      }
+    }
+  }
+}
+
+// `bytes` of memory flush against an inaccessible page: after the data (kAfter) or before it.
+class GuardedBuffer {
+ public:
+  enum Side { kAfter, kBefore };
+  GuardedBuffer(size_t bytes, Side side) {
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    data_pages_ = (bytes + page_ - 1) / page_;
+    map_bytes_ = (data_pages_ + 1) * page_;
+    void* m = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return;
+    base_ = static_cast<uint8_t*>(m);
+    if (side == kAfter) {
+      mprotect(base_ + data_pages_ * page_, page_, PROT_NONE);
+      data_ = base_ + data_pages_ * page_ - bytes;
+    } else {
+      mprotect(base_, page_, PROT_NONE);
+      data_ = base_ + page_;
+    }
+  }
+  ~GuardedBuffer() {
+    if (base_ != nullptr) munmap(base_, map_bytes_);
+  }
+  GuardedBuffer(const GuardedBuffer&) = delete;
+  GuardedBuffer& operator=(const GuardedBuffer&) = delete;
+  uint8_t* data() const { return data_; }
+
+ private:
+  size_t page_ = 0, data_pages_ = 0, map_bytes_ = 0;
+  uint8_t* base_ = nullptr;
+  uint8_t* data_ = nullptr;
+};
+
+TEST(MatmulKernels, KernelsNeverReadOutsideTheirInputs) {
+  // Weights and activations flush against an inaccessible page on either side: a read past
+  // either end crashes the test. Results must still match the reference.
+  for (const MatmulKernelTable* v : usable_matmul_kernels()) {
+    for (DType type : kTypes) {
+      const std::vector<int64_t> ks = is_quantised(type) ? std::vector<int64_t>{32, 64, 96, 512, 4128}
+                                                         : std::vector<int64_t>{1, 17, 33, 512};
+      for (int64_t k : ks) {
+        for (auto side : {GuardedBuffer::kAfter, GuardedBuffer::kBefore}) {
+          for (int64_t n_tok : {1, 2, 5}) {
+            const Problem p = make_problem(type, k, 17, n_tok, static_cast<uint32_t>(k + n_tok));
+            const auto xs = convert(*v, p);
+            GuardedBuffer w(p.w.size(), side), x(xs.size(), side);
+            ASSERT_NE(w.data(), nullptr);
+            ASSERT_NE(x.data(), nullptr);
+            std::memcpy(w.data(), p.w.data(), p.w.size());
+            std::memcpy(x.data(), xs.data(), xs.size());
+            std::vector<float> y(static_cast<size_t>(17 * n_tok), NAN);
+            v->matmul_rows(type, k, w.data(), p.w_row, 0, 17, x.data(), p.x_row, n_tok, y.data(), 17);
+            for (int64_t t = 0; t < n_tok; ++t) {
+              for (int64_t r = 0; r < 17; ++r) {
+                const Expected e = expected(p, xs, r, t);
+                ASSERT_LE(std::fabs(y[static_cast<size_t>(t * 17 + r)] - e.value), e.acc_bound) << describe(*v, p);
+              }
+            }
+          }
         }
       }
-      ASSERT_EQ(std::memcmp(y.data(), full.data(), y.size() * sizeof(float)), 0) << v->name << " " << dtype_name(type);
-      // Uneven batches (5 + 8 tokens) over uneven row ranges.
-      std::fill(y.begin(), y.end(), NAN);
-      const int64_t cuts[] = {0, 1, 6, 7, 18, 30, 37};
-      for (int64_t t0 : {0, 5}) {
-        const int64_t nt = t0 == 0 ? 5 : p.n_tok - 5;
-        for (int i = 0; i + 1 < 7; ++i) {
-          v->matmul_rows(type, k, p.w.data(), p.w_row, cuts[i], cuts[i + 1],
-                         x.data() + p.x_row * static_cast<size_t>(t0), p.x_row, nt, y.data() + t0 * p.rows,
-                         p.rows);
-        }
-      }
-      ASSERT_EQ(std::memcmp(y.data(), full.data(), y.size() * sizeof(float)), 0) << v->name << " " << dtype_name(type);
     }
   }
 }

@@ -15,6 +15,10 @@ namespace mixserve::cpu {
 namespace {
 
 constexpr size_t kAlignment = 64;
+// Large buffers start on a 2 MiB boundary so that transparent huge pages can back all of them.
+constexpr size_t kHugeAlignment = size_t{2} << 20;
+
+size_t alignment_for(size_t bytes) { return bytes >= kHugeAlignment ? kHugeAlignment : kAlignment; }
 
 std::string read_cpu_name() {
   std::ifstream in("/proc/cpuinfo");
@@ -63,7 +67,7 @@ CpuBuffer::CpuBuffer(hal::Device& device, void* data, size_t bytes, bool owned)
     : device_(device), data_(data), bytes_(bytes), owned_(owned) {}
 
 CpuBuffer::~CpuBuffer() {
-  if (owned_) ::operator delete(data_, std::align_val_t(kAlignment));
+  if (owned_) ::operator delete(data_, std::align_val_t(alignment_for(bytes_)));
 }
 
 CpuDevice::CpuDevice() : cpu_name_(read_cpu_name()) {}
@@ -103,7 +107,7 @@ bool CpuDevice::supports_op(const hal::Op& op) const {
 }
 
 std::unique_ptr<hal::Buffer> CpuDevice::allocate(size_t bytes) {
-  void* data = ::operator new(bytes == 0 ? kAlignment : bytes, std::align_val_t(kAlignment), std::nothrow);
+  void* data = ::operator new(bytes == 0 ? kAlignment : bytes, std::align_val_t(alignment_for(bytes)), std::nothrow);
   if (data == nullptr) {
     fail(ErrorCode::kResourceExhausted, "cannot allocate ", bytes, " bytes of host memory");
   }

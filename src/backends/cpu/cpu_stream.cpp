@@ -26,6 +26,9 @@ int64_t matmul_grain(int64_t rows, int n_threads) {
   return (grain + 15) / 16 * 16;
 }
 
+// Rows per task for row-wise ops: about 16k elements, so short rows are batched together.
+int64_t rows_per_task(int64_t width) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, width)); }
+
 }  // namespace
 
 CpuStream::CpuStream(hal::Device& device, int n_threads) : device_(device), pool_(n_threads) {}
@@ -118,9 +121,11 @@ void CpuStream::add(const hal::Op& op) {
   const float* pa = f32(&a);
   const float* pb = f32(&b);
   float* y = f32(op.dst);
-  for (int64_t r = 0; r < a.rows(); ++r) {
-    cpu::add(pa + r * width, pb + (broadcast ? 0 : r * width), y + r * width, width);
-  }
+  pool_.parallel_for(a.rows(), rows_per_task(width), [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) {
+      cpu::add(pa + r * width, pb + (broadcast ? 0 : r * width), y + r * width, width);
+    }
+  });
 }
 
 void CpuStream::rms_norm(const hal::Op& op) {
@@ -129,7 +134,9 @@ void CpuStream::rms_norm(const hal::Op& op) {
   const float* x = f32(op.src[0]);
   const float* w = f32(op.src[1]);
   float* y = f32(op.dst);
-  for (int64_t r = 0; r < op.src[0]->rows(); ++r) cpu::rms_norm(x + r * width, w, y + r * width, width, op.f[0]);
+  pool_.parallel_for(op.src[0]->rows(), rows_per_task(width), [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) cpu::rms_norm(x + r * width, w, y + r * width, width, op.f[0]);
+  });
 }
 
 void CpuStream::rope(const hal::Op& op) {
@@ -138,9 +145,11 @@ void CpuStream::rope(const hal::Op& op) {
   const int64_t head_dim = t.ne[0];
   const int64_t heads = t.ne[1];
   float* x = f32(&t);
-  for (int64_t i = 0; i < t.ne[2]; ++i) {
-    cpu::rope(x + i * head_dim * heads, head_dim, heads, op.i[1], op.i[0] + i, op.f[0], op.i[2] == 1);
-  }
+  pool_.parallel_for(t.ne[2], 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
+      cpu::rope(x + i * head_dim * heads, head_dim, heads, op.i[1], op.i[0] + i, op.f[0], op.i[2] == 1);
+    }
+  });
 }
 
 void CpuStream::swiglu(const hal::Op& op) {

@@ -1,5 +1,6 @@
 #include "backends/cpu/machine_probe.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -140,8 +141,10 @@ size_t physical_memory_bytes() {
   return static_cast<size_t>(pages) * static_cast<size_t>(page);
 }
 
+constexpr size_t kProbeAlignment = size_t{2} << 20;
+
 struct AlignedDelete {
-  void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
+  void operator()(float* p) const { ::operator delete[](p, std::align_val_t{kProbeAlignment}); }
 };
 
 }  // namespace
@@ -159,9 +162,12 @@ double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repetitions) {
     fail(ErrorCode::kInvalidArgument, "read bandwidth repetitions ", repetitions, " is out of range [1, 1000]");
   }
   const size_t n = bytes / sizeof(float) / 16 * 16;  // whole 64-byte lines
+  // The same kind of memory model weights are copied into: 2 MiB aligned, huge pages requested,
+  // so the roofline compares like with like.
   std::unique_ptr<float[], AlignedDelete> buffer(
-      static_cast<float*>(::operator new[](n * sizeof(float), std::align_val_t{64}, std::nothrow)));
+      static_cast<float*>(::operator new[](n * sizeof(float), std::align_val_t{kProbeAlignment}, std::nothrow)));
   if (!buffer) fail(ErrorCode::kResourceExhausted, "cannot allocate ", bytes, " bytes to probe bandwidth");
+  madvise(buffer.get(), n * sizeof(float) / kProbeAlignment * kProbeAlignment, MADV_HUGEPAGE);
 
   // Thread t owns lines [lines * t / nth, lines * (t + 1) / nth): first touch places its pages
   // near it, and the timed pass reads exactly what it touched.
