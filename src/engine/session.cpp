@@ -107,7 +107,8 @@ std::vector<float> Session::eval(std::span<const int32_t> tokens, bool all_logit
     const bool last = done + chunk == n;
     s.stream->write(*s.activations, s.buffers.ids.offset, tokens.data() + done,
                     static_cast<size_t>(chunk) * sizeof(int32_t));
-    ForwardGraph graph = build_forward(c, model_.weights(), s.buffers, n_past_, chunk, all_logits);
+    const LogitsFor logits = all_logits ? LogitsFor::kAll : last ? LogitsFor::kLast : LogitsFor::kNone;
+    ForwardGraph graph = build_forward(c, model_.weights(), s.buffers, n_past_, chunk, logits);
     s.stream->run_all(graph.ops);
     if (all_logits) {
       s.stream->read(*s.activations, s.buffers.logits.offset, out.data() + done * c.n_vocab,

@@ -16,7 +16,7 @@ hal::Tensor* ForwardGraph::view(const hal::Tensor& base, std::array<int64_t, 4> 
 }
 
 ForwardGraph build_forward(const ModelConfig& c, const ModelWeights& w, ForwardBuffers& b, int64_t n_past,
-                           int64_t n_tokens, bool all_logits) {
+                           int64_t n_tokens, LogitsFor logits_for) {
   MIXSERVE_CHECK(n_tokens > 0 && n_tokens <= b.x.ne[1], "batch of ", n_tokens, " tokens exceeds buffers");
   ForwardGraph g;
   const int64_t T = n_tokens;
@@ -81,7 +81,8 @@ ForwardGraph build_forward(const ModelConfig& c, const ModelWeights& w, ForwardB
     ops.push_back(make_op(hal::OpKind::kAdd, x, x, proj));
   }
 
-  g.logits_rows = all_logits ? T : 1;
+  g.logits_rows = logits_for == LogitsFor::kAll ? T : logits_for == LogitsFor::kLast ? 1 : 0;
+  if (g.logits_rows == 0) return g;
   const size_t first = static_cast<size_t>(T - g.logits_rows);
   hal::Tensor* x_out = g.view(b.x, {c.n_embd, g.logits_rows, 1, 1}, first * b.x.row_bytes());
   hal::Tensor* h_out = g.view(b.h, {c.n_embd, g.logits_rows, 1, 1});

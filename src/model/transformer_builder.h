@@ -28,19 +28,22 @@ struct ForwardBuffers {
   std::vector<hal::Tensor> k_cache, v_cache;  ///< per layer
 };
 
+/// Which tokens of a step need logits (the output projection is the largest single matrix).
+enum class LogitsFor { kAll, kLast, kNone };
+
 /// The ops of one step and the tensor views they point to (stable addresses).
 struct ForwardGraph {
   std::vector<hal::Op> ops;       ///< in execution order
   std::deque<hal::Tensor> views;  ///< owned views referenced by ops
-  int64_t logits_rows = 0;        ///< tokens whose logits the step computes (1 or n_tokens)
+  int64_t logits_rows = 0;        ///< tokens whose logits the step computes (0, 1 or n_tokens)
 
   /// A view of `base` with shape `ne` starting `offset` bytes in; owned by the graph.
   hal::Tensor* view(const hal::Tensor& base, std::array<int64_t, 4> ne, size_t offset = 0);
 };
 
 /// Builds the forward step for `n_tokens` tokens at positions [n_past, n_past + n_tokens), whose
-/// ids are already in buffers.ids. Logits of every token when all_logits, else of the last.
+/// ids are already in buffers.ids, computing the logits `logits` asks for.
 ForwardGraph build_forward(const ModelConfig& config, const ModelWeights& weights, ForwardBuffers& buffers,
-                           int64_t n_past, int64_t n_tokens, bool all_logits);
+                           int64_t n_past, int64_t n_tokens, LogitsFor logits);
 
 }  // namespace mixserve

@@ -2,14 +2,15 @@
 // quantised weights in matmul_quant_avx512.cpp. Tiles of R rows x T tokens share weight and
 // activation loads, but every output keeps its own accumulator and sees exactly the same
 // instruction sequence whatever the tile shape, so results never depend on n_tok, r0 or r1.
-// Only intrinsics and functions of this file are used here (no shared inline templates), so no
-// AVX-512 code can leak into generic code through the linker.
+// Shared helpers come from matmul_quant_avx512.h, whose anonymous namespace keeps every AVX-512
+// function local to the AVX-512 translation units.
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_* helpers
 // when inlined (GCC bug 105593, fixed in 12.3/13); the warning says nothing about this file.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include "backends/cpu/matmul_quant_avx512.h"
 #include "backends/cpu/matmul_variants.h"
 #include "quant/quant.h"
 
@@ -18,19 +19,6 @@ namespace {
 
 using quant::BlockQ8_0;
 constexpr int64_t kQK = quant::kQK;
-
-int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
-int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-// Fixed-order horizontal sum (the same in every kernel of this file).
-inline float hsum(__m512 v) {
-  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), hi);
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-  return _mm_cvtss_f32(s4);
-}
 
 // Tokens go in panels whose activations stay in L2 while every row tile passes over them.
 constexpr int64_t kPanelBytes = 384 * 1024;
