@@ -31,6 +31,10 @@ void bench(const BenchFlags& f) {
               human_bytes(static_cast<double>(model->weight_bytes())).c_str());
   std::printf("device:  %s (%s), %d threads, %s\n", dev.id.c_str(), dev.name.c_str(), pool.size(),
               dev.details.c_str());
+  if (model->placement().devices.size() > 1) {
+    std::printf("schedule: %s (%lld of %lld ops per step fall back)\n", model->placement().describe().c_str(),
+                static_cast<long long>(model->op_table().fallbacks()), static_cast<long long>(model->op_table().total()));
+  }
   std::fflush(stdout);
 
   // Physical limits measured with the same number of threads the model runs with.

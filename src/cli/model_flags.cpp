@@ -1,5 +1,6 @@
 #include "cli/model_flags.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "cli/format.h"
@@ -10,7 +11,15 @@ namespace mixserve::cli {
 
 void ModelFlags::add_to(CLI::App* cmd) {
   cmd->add_option("-m,--model", path, "model file (GGUF)")->required();
-  cmd->add_option("--device", device, "device id from `mixserve devices`, or 'list'")->capture_default_str();
+  cmd->add_option("--device", device,
+                  "device ids from `mixserve devices` in priority order (e.g. opencl:0,cpu), or 'list'; an op "
+                  "a device cannot run falls back to the next, the CPU last")
+      ->capture_default_str();
+  cmd->add_option("--split", split,
+                  "layer split: layers=FIRST-LAST:DEVICE,... (e.g. layers=0-11:opencl:0,12-21:cpu)");
+  cmd->add_flag("--no-fallback", no_fallback,
+                "fail instead of running an op on another device than its first choice "
+                "(also MIXSERVE_NO_FALLBACK=1)");
   cmd->add_option("-t,--threads", threads, "CPU threads (0 = all usable cores)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
@@ -29,11 +38,16 @@ std::unique_ptr<Model> ModelFlags::load() const {
   ProgressBar bar("loading " + std::filesystem::path(path).filename().string(), ec ? 0 : size);
   LoadOptions options;
   options.device = device;
+  options.split = split;
+  options.allow_fallback = !no_fallback;
   options.n_threads = threads;
   options.use_mmap = mmap;
   options.progress = [&bar](double fraction) { bar.update(fraction); };
   auto model = Model::load(path, options);
   bar.finish();
+  if (model->placement().devices.size() > 1 || model->op_table().fallbacks() > 0) {
+    std::fprintf(stderr, "devices: %s\n%s", model->placement().describe().c_str(), model->op_table().format().c_str());
+  }
   return model;
 }
 

@@ -10,17 +10,20 @@
 
 namespace mixserve::cli {
 
-/// -m/--model, --device, -t/--threads.
+/// -m/--model, --device, --split, --no-fallback, -t/--threads, --mmap.
 struct ModelFlags {
   std::string path;            ///< GGUF file
-  std::string device = "cpu";  ///< device id, or "list" to print the devices
+  std::string device = "cpu";  ///< device ids in priority order ("opencl:0,cpu"), or "list"
+  std::string split;           ///< layer split "layers=0-11:opencl:0,12-21:cpu" ("" = none)
+  bool no_fallback = false;    ///< an op its first-choice device cannot run is an error
   int threads = 0;             ///< CPU threads; 0 = all usable cores
   bool mmap = false;           ///< read weights in place from the mapped file instead of copying them
 
   /// Registers the flags on `cmd`.
   void add_to(CLI::App* cmd);
-  /// Loads the model with a progress bar on stderr. Returns nullptr after printing the device
-  /// list when --device list was given.
+  /// Loads the model with a progress bar on stderr and, when it spans several devices, prints the
+  /// op table (which device runs which ops, and the fallbacks). Returns nullptr after printing the
+  /// device list when --device list was given.
   std::unique_ptr<Model> load() const;
 };
 

@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 
 #include "common/error.h"
 #include "common/log.h"
 #include "hal/registry.h"
 #include "model/gguf.h"
+#include "model/transformer_builder.h"
 
 namespace mixserve {
 namespace {
@@ -106,24 +108,81 @@ void prefault(const gguf::File& file, const std::function<void(double)>& progres
   }
 }
 
-// Copies the file image into a device allocation in slices, reporting progress. On the CPU the
-// allocation is anonymous memory that the kernel may back with huge pages (fewer TLB misses than
-// the 4 KiB pages of a file mapping when streaming gigabytes per token).
-std::unique_ptr<hal::Buffer> copy_to_device(hal::Device& device, std::span<const uint8_t> image,
-                                            const std::function<void(double)>& progress) {
-  auto buffer = device.allocate(image.size());
+// Every weight tensor of a model (absent biases left out).
+std::vector<hal::Tensor*> weight_tensors(ModelWeights& w) {
+  std::vector<hal::Tensor*> out = {&w.token_embd, &w.output_norm, &w.output};
+  for (LayerWeights& L : w.layers) {
+    for (hal::Tensor* t : {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.bq, &L.bk, &L.bv, &L.wo, &L.ffn_norm, &L.w_gate,
+                           &L.w_up, &L.w_down}) {
+      if (t->buffer != nullptr) out.push_back(t);
+    }
+  }
+  return out;
+}
+
+// Places the ops of one decode step by the policy (recording the op table) and returns, for each
+// weight, the device of the op that reads it: weights live where they are used.
+std::map<const hal::Tensor*, hal::Device*> plan_weights(const ModelConfig& c, ModelWeights& w,
+                                                        const hal::PlacementPolicy& policy, hal::Buffer& any,
+                                                        hal::OpTable& table) {
+  ForwardLayout probe = layout_forward(c, 1, 1);
+  ForwardBuffers& b = probe.buffers;
+  for (hal::Tensor* t : {&b.ids, &b.x, &b.h, &b.q, &b.k, &b.v, &b.attn, &b.proj, &b.gate, &b.up, &b.logits}) {
+    t->buffer = &any;
+  }
+  for (auto* caches : {&b.k_cache, &b.v_cache}) {
+    for (hal::Tensor& t : *caches) t.buffer = &any;
+  }
+  const auto weights = weight_tensors(w);
+  std::map<const hal::Tensor*, hal::Device*> device_of;
+  const ForwardGraph graph = build_forward(c, w, b, 0, 1, LogitsFor::kLast);
+  for (const hal::Op& op : graph.ops) {
+    const hal::OpPlacement p = policy.place(op);
+    table.add(op, p);
+    for (const hal::Tensor* t : op.src) {
+      if (std::find(weights.begin(), weights.end(), t) == weights.end()) continue;
+      auto [it, inserted] = device_of.emplace(t, p.device);
+      MIXSERVE_CHECK(inserted || it->second == p.device, "weight ", t->name, " is read on two devices");
+    }
+  }
+  return device_of;
+}
+
+// Copies `tensors` (pointing into the file image) into one allocation on `device`, 64-byte aligned
+// and back to back, and re-points them there; tensors that alias the same bytes (a tied output
+// matrix) share one copy. On the CPU the allocation is
+// anonymous memory that the kernel may back with huge pages (fewer TLB misses than the 4 KiB pages
+// of a file mapping when streaming gigabytes per token).
+std::unique_ptr<hal::Buffer> upload(hal::Device& device, const std::vector<hal::Tensor*>& tensors,
+                                    const uint8_t* image, const std::function<void(uint64_t)>& progress) {
+  constexpr size_t kAlign = 64;
+  std::map<size_t, size_t> placed;  // offset in the file image -> offset in the new buffer
+  size_t total = 0;
+  for (const hal::Tensor* t : tensors) {
+    if (placed.emplace(t->offset, total).second) total += (t->bytes() + kAlign - 1) / kAlign * kAlign;
+  }
+  auto buffer = device.allocate(total);
   if (auto* host = static_cast<uint8_t*>(buffer->host_ptr())) {
     const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
     const uintptr_t begin = (reinterpret_cast<uintptr_t>(host) + page - 1) / page * page;
-    const uintptr_t end = reinterpret_cast<uintptr_t>(host) + image.size();
+    const uintptr_t end = reinterpret_cast<uintptr_t>(host) + total;
     if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
   }
   auto stream = device.create_stream({.n_threads = 1});
   constexpr size_t kSlice = size_t{64} << 20;
-  for (size_t done = 0; done < image.size(); done += kSlice) {
-    const size_t n = std::min(kSlice, image.size() - done);
-    stream->write(*buffer, done, image.data() + done, n);
-    if (progress) progress(static_cast<double>(done + n) / static_cast<double>(image.size()));
+  std::map<size_t, bool> copied;
+  for (hal::Tensor* t : tensors) {
+    const size_t offset = placed.at(t->offset);
+    if (copied.emplace(t->offset, true).second) {
+      const uint8_t* src = image + t->offset;
+      for (size_t done = 0; done < t->bytes(); done += kSlice) {
+        const size_t n = std::min(kSlice, t->bytes() - done);
+        stream->write(*buffer, offset + done, src + done, n);
+        if (progress) progress(n);
+      }
+    }
+    t->buffer = buffer.get();
+    t->offset = offset;
   }
   stream->synchronize();
   return buffer;
@@ -145,14 +204,38 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
          m->config_.n_vocab, " rows");
   }
   m->tokenizer_ = Tokenizer::create(std::move(vocab));
-  m->device_ = &hal::Registry::instance().device(options.device);
-  if (options.use_mmap) {
-    prefault(file, options.progress);
-    m->buffers_.push_back(m->device_->wrap_host(file.image().data(), file.image().size()));
-  } else {
-    m->buffers_.push_back(copy_to_device(*m->device_, file.image(), options.progress));
+  m->placement_ = hal::PlacementPolicy::parse(options.device, options.split,
+                                               options.allow_fallback && !hal::fallback_forbidden_by_env());
+  m->placement_.check_layers(m->config_.n_layer);
+  hal::Device& host = *hal::Registry::instance().devices().front();
+  auto image = host.wrap_host(file.image().data(), file.image().size());
+  m->weights_ = bind_weights(m->config_, file, *image);
+  const auto device_of = plan_weights(m->config_, m->weights_, m->placement_, *image, m->op_table_);
+  if (m->op_table_.fallbacks() > 0) {
+    log_warn(m->op_table_.fallbacks(), " of ", m->op_table_.total(), " ops per step fall back from their first-choice "
+             "device (", m->placement_.describe(), "); see the op table");
   }
-  m->weights_ = bind_weights(m->config_, file, *m->buffers_.back());
+  if (options.use_mmap) prefault(file, options.progress);
+  uint64_t to_copy = 0, copied = 0;
+  std::map<std::pair<const hal::Device*, size_t>, uint64_t> distinct;  // (device, file offset) -> bytes
+  for (const auto& [t, device] : device_of) distinct[{device, t->offset}] = t->bytes();
+  for (const auto& [key, bytes] : distinct) {
+    if (!(options.use_mmap && key.first == &host)) to_copy += bytes;
+  }
+  auto count = [&](uint64_t n) {
+    copied += n;
+    if (options.progress && !options.use_mmap) options.progress(static_cast<double>(copied) / static_cast<double>(to_copy));
+  };
+  for (hal::Device* device : m->placement_.devices) {
+    std::vector<hal::Tensor*> here;
+    for (hal::Tensor* t : weight_tensors(m->weights_)) {
+      if (device_of.at(t) == device) here.push_back(t);
+    }
+    if (here.empty()) continue;
+    if (options.use_mmap && device == &host) continue;  // the tensors already point into the mapped file
+    m->buffers_.push_back(upload(*device, here, file.image().data(), count));
+  }
+  if (options.use_mmap) m->buffers_.push_back(std::move(image));
   log_debug("loaded ", path, ": ", m->config_.arch, ", ", m->config_.n_layer, " layers, ",
             m->weight_bytes() / 1e6, " MB of weights");
   return m;

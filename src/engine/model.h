@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "hal/device.h"
+#include "hal/op_table.h"
+#include "hal/placement.h"
 #include "model/model_config.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
@@ -18,7 +20,11 @@ class File;
 
 /// How to load a model.
 struct LoadOptions {
-  std::string device = "cpu";   ///< device id from `mixserve devices`
+  std::string device = "cpu";   ///< device ids from `mixserve devices` in priority order ("opencl:0,cpu");
+                                ///< ops a device cannot run fall back to the next (the CPU is the last resort)
+  std::string split;            ///< layer split, e.g. "layers=0-11:opencl:0,12-21:cpu" ("" = none)
+  bool allow_fallback = true;   ///< false (or MIXSERVE_NO_FALLBACK=1): an op its first-choice device cannot
+                                ///< run is a load error instead of a fallback
   int n_threads = 0;            ///< CPU threads (0 = all usable cores)
   std::function<void(double)> progress;  ///< called with the loaded fraction (may be empty)
   bool use_mmap = false;        ///< read weights in place from the mapped file (instant load, less memory);
@@ -40,8 +46,12 @@ class Model {
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   /// Weights on the device.
   const ModelWeights& weights() const { return weights_; }
-  /// Device the weights live on.
-  hal::Device& device() const { return *device_; }
+  /// The first-choice device (first in the priority list).
+  hal::Device& device() const { return *placement_.devices.front(); }
+  /// Devices in priority order, layer split and fallback rule; Sessions schedule ops by it.
+  const hal::PlacementPolicy& placement() const { return placement_; }
+  /// Which device runs how many ops of each kind in a decode step, with fallbacks (decided at load).
+  const hal::OpTable& op_table() const { return op_table_; }
   /// Options the model was loaded with.
   const LoadOptions& options() const { return options_; }
   /// Bytes of weight data read per decoded token (all matrices except the embedding table, plus
@@ -55,7 +65,8 @@ class Model {
   ModelConfig config_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<gguf::File> file_;
-  hal::Device* device_ = nullptr;
+  hal::PlacementPolicy placement_;
+  hal::OpTable op_table_;
   std::vector<std::unique_ptr<hal::Buffer>> buffers_;
   ModelWeights weights_;
   LoadOptions options_;

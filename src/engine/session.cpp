@@ -4,40 +4,15 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "hal/scheduler.h"
 #include "model/transformer_builder.h"
 
 namespace mixserve {
-namespace {
-
-constexpr size_t kTensorAlign = 64;
-
-// Lays out tensors back to back (aligned) in one buffer: first plan sizes, then bind.
-class Arena {
- public:
-  hal::Tensor* add(hal::Tensor* t, DType type, std::array<int64_t, 4> ne) {
-    t->dtype = type;
-    t->ne = ne;
-    t->offset = size_;
-    size_ += (t->bytes() + kTensorAlign - 1) / kTensorAlign * kTensorAlign;
-    tensors_.push_back(t);
-    return t;
-  }
-  void bind(hal::Buffer* buffer) {
-    for (hal::Tensor* t : tensors_) t->buffer = buffer;
-  }
-  size_t size() const { return size_; }
-
- private:
-  size_t size_ = 0;
-  std::vector<hal::Tensor*> tensors_;
-};
-
-}  // namespace
 
 struct Session::State {
-  std::unique_ptr<hal::Stream> stream;
+  std::unique_ptr<hal::Scheduler> stream;  // runs each op on its device, copying at boundaries
   std::unique_ptr<hal::Buffer> activations;
-  std::unique_ptr<hal::Buffer> kv;
+  std::vector<std::unique_ptr<hal::Buffer>> caches;  // one per K and V cache tensor
   ForwardBuffers buffers;
 };
 
@@ -51,40 +26,27 @@ Session::Session(const Model& model, const SessionOptions& options) : model_(mod
   if (options.n_batch <= 0) fail(ErrorCode::kInvalidArgument, "batch size must be positive, got ", options.n_batch);
   n_batch_ = std::min(options.n_batch, n_ctx_);
   state_ = std::make_unique<State>();
+  ForwardLayout layout = layout_forward(c, n_batch_, n_ctx_);
   ForwardBuffers& b = state_->buffers;
-  const int64_t B = n_batch_;
-  const int64_t q_dim = c.n_head * c.head_dim;
-  const int64_t kv_dim = c.n_head_kv * c.head_dim;
-
-  Arena act;
-  act.add(&b.ids, DType::kI32, {B, 1, 1, 1});
-  act.add(&b.x, DType::kF32, {c.n_embd, B, 1, 1});
-  act.add(&b.h, DType::kF32, {c.n_embd, B, 1, 1});
-  act.add(&b.q, DType::kF32, {q_dim, B, 1, 1});
-  act.add(&b.k, DType::kF32, {kv_dim, B, 1, 1});
-  act.add(&b.v, DType::kF32, {kv_dim, B, 1, 1});
-  act.add(&b.attn, DType::kF32, {q_dim, B, 1, 1});
-  act.add(&b.proj, DType::kF32, {c.n_embd, B, 1, 1});
-  act.add(&b.gate, DType::kF32, {c.n_ff, B, 1, 1});
-  act.add(&b.up, DType::kF32, {c.n_ff, B, 1, 1});
-  act.add(&b.logits, DType::kF32, {c.n_vocab, B, 1, 1});
-
-  Arena kv;
-  b.k_cache.resize(static_cast<size_t>(c.n_layer));
-  b.v_cache.resize(static_cast<size_t>(c.n_layer));
-  for (int64_t il = 0; il < c.n_layer; ++il) {
-    kv.add(&b.k_cache[static_cast<size_t>(il)], DType::kF32, {kv_dim, n_ctx_, 1, 1});
-    kv.add(&b.v_cache[static_cast<size_t>(il)], DType::kF32, {kv_dim, n_ctx_, 1, 1});
+  b = std::move(layout.buffers);
+  state_->stream = std::make_unique<hal::Scheduler>(model.placement(),
+                                                    hal::StreamOptions{.n_threads = model.options().n_threads});
+  hal::Scheduler& sched = *state_->stream;
+  state_->activations = sched.allocate(layout.activation_bytes);
+  for (hal::Tensor* t : {&b.ids, &b.x, &b.h, &b.q, &b.k, &b.v, &b.attn, &b.proj, &b.gate, &b.up, &b.logits}) {
+    t->buffer = state_->activations.get();
   }
-  hal::Device& device = model.device();
-  state_->activations = device.allocate(act.size());
-  state_->kv = device.allocate(kv.size());
-  act.bind(state_->activations.get());
-  kv.bind(state_->kv.get());
-  state_->stream = device.create_stream({.n_threads = model.options().n_threads});
+  for (auto* caches : {&b.k_cache, &b.v_cache}) {
+    for (hal::Tensor& t : *caches) {
+      state_->caches.push_back(sched.allocate(layout.cache_bytes));
+      t.buffer = state_->caches.back().get();
+    }
+  }
 }
 
 Session::~Session() = default;
+
+const hal::SchedulerStats& Session::scheduler_stats() const { return state_->stream->stats(); }
 
 std::vector<float> Session::eval(std::span<const int32_t> tokens, bool all_logits) {
   const ModelConfig& c = model_.config();

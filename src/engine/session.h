@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/model.h"
+#include "hal/scheduler.h"
 
 namespace mixserve {
 
@@ -32,6 +33,8 @@ class Session {
   int64_t n_past() const { return n_past_; }
   /// Context length.
   int64_t n_ctx() const { return n_ctx_; }
+  /// What the device scheduler did so far (ops per device, fallbacks, copies between devices).
+  const hal::SchedulerStats& scheduler_stats() const;
   /// Forgets all tokens (the KV cache is reused).
   void reset() { n_past_ = 0; }
 

@@ -35,6 +35,7 @@ struct Op {
   std::array<const Tensor*, 3> src = {nullptr, nullptr, nullptr};  ///< inputs, kind-specific
   std::array<float, 2> f = {0.0f, 0.0f};         ///< float parameters, kind-specific
   std::array<int64_t, 3> i = {0, 0, 0};          ///< integer parameters, kind-specific
+  int32_t layer = -1;  ///< transformer block the op belongs to (-1: embedding/output); for layer splits
 };
 
 /// An op of `kind` writing `dst` from up to three sources; parameters are set by the caller.

@@ -15,6 +15,49 @@ hal::Tensor* ForwardGraph::view(const hal::Tensor& base, std::array<int64_t, 4> 
   return &t;
 }
 
+namespace {
+
+constexpr size_t kTensorAlign = 64;
+
+// Places a tensor of `type` and shape `ne` at the end of an arena of `size` bytes.
+void place(hal::Tensor* t, DType type, std::array<int64_t, 4> ne, size_t& size) {
+  t->dtype = type;
+  t->ne = ne;
+  t->offset = size;
+  size += (t->bytes() + kTensorAlign - 1) / kTensorAlign * kTensorAlign;
+}
+
+}  // namespace
+
+ForwardLayout layout_forward(const ModelConfig& c, int64_t n_batch, int64_t n_ctx) {
+  ForwardLayout layout;
+  ForwardBuffers& b = layout.buffers;
+  const int64_t B = n_batch;
+  const int64_t q_dim = c.n_head * c.head_dim;
+  const int64_t kv_dim = c.n_head_kv * c.head_dim;
+  size_t& size = layout.activation_bytes;
+  place(&b.ids, DType::kI32, {B, 1, 1, 1}, size);
+  place(&b.x, DType::kF32, {c.n_embd, B, 1, 1}, size);
+  place(&b.h, DType::kF32, {c.n_embd, B, 1, 1}, size);
+  place(&b.q, DType::kF32, {q_dim, B, 1, 1}, size);
+  place(&b.k, DType::kF32, {kv_dim, B, 1, 1}, size);
+  place(&b.v, DType::kF32, {kv_dim, B, 1, 1}, size);
+  place(&b.attn, DType::kF32, {q_dim, B, 1, 1}, size);
+  place(&b.proj, DType::kF32, {c.n_embd, B, 1, 1}, size);
+  place(&b.gate, DType::kF32, {c.n_ff, B, 1, 1}, size);
+  place(&b.up, DType::kF32, {c.n_ff, B, 1, 1}, size);
+  place(&b.logits, DType::kF32, {c.n_vocab, B, 1, 1}, size);
+  b.k_cache.resize(static_cast<size_t>(c.n_layer));
+  b.v_cache.resize(static_cast<size_t>(c.n_layer));
+  for (size_t il = 0; il < b.k_cache.size(); ++il) {
+    size_t k_size = 0, v_size = 0;
+    place(&b.k_cache[il], DType::kF32, {kv_dim, n_ctx, 1, 1}, k_size);
+    place(&b.v_cache[il], DType::kF32, {kv_dim, n_ctx, 1, 1}, v_size);
+    layout.cache_bytes = k_size;
+  }
+  return layout;
+}
+
 ForwardGraph build_forward(const ModelConfig& c, const ModelWeights& w, ForwardBuffers& b, int64_t n_past,
                            int64_t n_tokens, LogitsFor logits_for) {
   MIXSERVE_CHECK(n_tokens > 0 && n_tokens <= b.x.ne[1], "batch of ", n_tokens, " tokens exceeds buffers");
@@ -41,6 +84,7 @@ ForwardGraph build_forward(const ModelConfig& c, const ModelWeights& w, ForwardB
   ops.push_back(make_op(hal::OpKind::kGetRows, x, &w.token_embd, ids));
   for (int64_t il = 0; il < c.n_layer; ++il) {
     const LayerWeights& L = w.layers[static_cast<size_t>(il)];
+    const size_t first_of_layer = ops.size();
     hal::Op norm = make_op(hal::OpKind::kRmsNorm, h, x, &L.attn_norm);
     norm.f[0] = c.rms_eps;
     ops.push_back(norm);
@@ -79,6 +123,7 @@ ForwardGraph build_forward(const ModelConfig& c, const ModelWeights& w, ForwardB
     ops.push_back(make_op(hal::OpKind::kSwiGLU, gate, gate, up));
     ops.push_back(make_op(hal::OpKind::kMatMul, proj, &L.w_down, gate));
     ops.push_back(make_op(hal::OpKind::kAdd, x, x, proj));
+    for (size_t i = first_of_layer; i < ops.size(); ++i) ops[i].layer = static_cast<int32_t>(il);
   }
 
   g.logits_rows = logits_for == LogitsFor::kAll ? T : logits_for == LogitsFor::kLast ? 1 : 0;

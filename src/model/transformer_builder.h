@@ -28,6 +28,17 @@ struct ForwardBuffers {
   std::vector<hal::Tensor> k_cache, v_cache;  ///< per layer
 };
 
+/// ForwardBuffers laid out for allocation: activations back to back in one arena (offsets set),
+/// each KV-cache tensor at offset 0 of a buffer of its own. No tensor has a buffer yet.
+struct ForwardLayout {
+  ForwardBuffers buffers;        ///< tensors with dtype, shape and offset
+  size_t activation_bytes = 0;   ///< size of the activation arena
+  size_t cache_bytes = 0;        ///< size of each of the 2 * n_layer cache buffers
+};
+
+/// Lays out the tensors of a forward step for up to `n_batch` tokens and a context of `n_ctx`.
+ForwardLayout layout_forward(const ModelConfig& config, int64_t n_batch, int64_t n_ctx);
+
 /// Which tokens of a step need logits (the output projection is the largest single matrix).
 enum class LogitsFor { kAll, kLast, kNone };
 
