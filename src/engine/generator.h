@@ -8,21 +8,10 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/sampler.h"
+#include "engine/completion.h"
 #include "engine/session.h"
 
 namespace mixserve {
-
-/// What to generate.
-struct GenerateOptions {
-  int64_t max_tokens = 64;          ///< upper bound on generated tokens (>= 0)
-  SamplingParams sampling;          ///< sampler settings
-  std::vector<std::string> stop;    ///< stop strings (not included in the output)
-  bool stop_at_eos = true;          ///< end when the model emits its EOS token
-};
-
-/// Why generation ended (OpenAI's finish_reason).
-enum class FinishReason { kStop, kLength };
 
 /// Outcome and timings of one generation.
 struct GenerateResult {

@@ -127,7 +127,7 @@ std::map<const hal::Tensor*, hal::Device*> plan_weights(const ModelConfig& c, Mo
                                                         hal::OpTable& table) {
   ForwardLayout probe = layout_forward(c, 1, 1);
   ForwardBuffers& b = probe.buffers;
-  for (hal::Tensor* t : {&b.ids, &b.x, &b.h, &b.q, &b.k, &b.v, &b.attn, &b.proj, &b.gate, &b.up, &b.logits}) {
+  for (hal::Tensor* t : b.activations()) {
     t->buffer = &any;
   }
   for (auto* caches : {&b.k_cache, &b.v_cache}) {

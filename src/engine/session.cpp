@@ -33,7 +33,7 @@ Session::Session(const Model& model, const SessionOptions& options) : model_(mod
                                                     hal::StreamOptions{.n_threads = model.options().n_threads});
   hal::Scheduler& sched = *state_->stream;
   state_->activations = sched.allocate(layout.activation_bytes);
-  for (hal::Tensor* t : {&b.ids, &b.x, &b.h, &b.q, &b.k, &b.v, &b.attn, &b.proj, &b.gate, &b.up, &b.logits}) {
+  for (hal::Tensor* t : b.activations()) {
     t->buffer = state_->activations.get();
   }
   for (auto* caches : {&b.k_cache, &b.v_cache}) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <functional>
 
 #include "common/error.h"
 #include "hal/validity_map.h"
@@ -40,17 +41,52 @@ Range rows(const Tensor& t, int64_t first, int64_t count) {
   return {t.offset + static_cast<size_t>(first) * row, t.offset + static_cast<size_t>(first + count) * row};
 }
 
-// Bytes of source `i` that `op` reads (caches: only the rows attention can see).
-Range read_range(const Op& op, int i) {
-  const Tensor& t = *op.src[static_cast<size_t>(i)];
-  if (op.kind == OpKind::kAttention && i > 0) return rows(t, 0, op.i[0] + op.src[0]->ne[2]);
-  return whole(t);
+// Byte ranges of logical cache rows [first, first + count) of `cache` under a paged block table
+// (`table` empty: rows are physical).
+std::vector<Range> cache_rows(const Tensor& cache, const std::vector<int32_t>& table, int64_t block, int64_t first,
+                              int64_t count) {
+  if (table.empty()) return {rows(cache, first, count)};
+  std::vector<Range> out;
+  for (int64_t r = first; r < first + count;) {
+    const int64_t b = r / block;
+    const int64_t end = std::min(first + count, (b + 1) * block);
+    MIXSERVE_CHECK(static_cast<size_t>(b) < table.size(), "block table too short for row ", r);
+    out.push_back(rows(cache, int64_t{table[static_cast<size_t>(b)]} * block + r % block, end - r));
+    r = end;
+  }
+  return out;
 }
 
-// Bytes of the destination that `op` writes (store_kv: only the new rows).
-Range write_range(const Op& op) {
-  if (op.kind == OpKind::kStoreKV) return rows(*op.dst, op.i[0], op.src[0]->ne[1]);
-  return whole(*op.dst);
+// A byte range an op reads or writes.
+struct Access {
+  const Tensor* tensor;
+  Range range;
+  bool write;
+};
+
+// The byte ranges `op` reads and writes (caches: only the rows it touches); `table_of` reads a
+// block table back to the host.
+std::vector<Access> accesses(const Op& op, const std::function<std::vector<int32_t>(const Tensor*)>& table_of) {
+  std::vector<Access> out;
+  for (size_t i = 0; i < op.src.size(); ++i) {
+    const Tensor* t = op.src[i];
+    if (t == nullptr || t->buffer == nullptr) continue;
+    if (op.kind == OpKind::kAttention && (i == 1 || i == 2)) {
+      // Only the cache rows the queries can see are read.
+      const auto table = table_of(op.src[3]);
+      for (const Range& r : cache_rows(*t, table, op.i[2], 0, op.i[0] + op.src[0]->ne[2])) out.push_back({t, r, false});
+    } else {
+      out.push_back({t, whole(*t), false});
+    }
+  }
+  if (op.kind == OpKind::kStoreKV) {
+    // Only the new rows are written.
+    const auto table = table_of(op.src[1]);
+    for (const Range& r : cache_rows(*op.dst, table, op.i[1], op.i[0], op.src[0]->ne[1])) out.push_back({op.dst, r, true});
+  } else {
+    out.push_back({op.dst, whole(*op.dst), true});
+  }
+  return out;
 }
 
 }  // namespace
@@ -146,6 +182,14 @@ int Scheduler::choose_slot(const Op& op) {
   return pinned;
 }
 
+std::vector<int32_t> Scheduler::read_table(const Tensor* table) {
+  if (table == nullptr) return {};
+  std::vector<int32_t> ids(static_cast<size_t>(table->elements()));
+  read(*table->buffer, table->offset, ids.data(), ids.size() * sizeof(int32_t));
+  synchronize();
+  return ids;
+}
+
 void Scheduler::run(const Op& op) {
   if (policy_.devices.size() == 1) {
     stream(0).run(op);
@@ -153,10 +197,15 @@ void Scheduler::run(const Op& op) {
     return;
   }
   const int slot = choose_slot(op);
+  const std::vector<Access> access = accesses(op, [this](const Tensor* t) { return read_table(t); });
+  for (const Access& a : access) {
+    auto* m = dynamic_cast<Mirrored*>(a.tensor->buffer);
+    if (m != nullptr && !a.write) make_valid(*m, a.range.begin, a.range.end, slot);
+  }
   // Tensors on mirrored buffers are re-pointed at this device's instance; aliasing (in-place ops
   // whose dst is a source) is preserved because each distinct tensor is remapped once.
-  std::array<Tensor, 4> local;
-  std::array<const Tensor*, 4> original{};
+  std::array<Tensor, 5> local;
+  std::array<const Tensor*, 5> original{};
   size_t n_local = 0;
   auto remap = [&](const Tensor* t) -> Tensor* {
     for (size_t i = 0; i < n_local; ++i) {
@@ -169,20 +218,13 @@ void Scheduler::run(const Op& op) {
   };
   Op mapped = op;
   for (size_t i = 0; i < op.src.size(); ++i) {
-    const Tensor* t = op.src[i];
-    if (t == nullptr || t->buffer == nullptr) continue;
-    if (auto* m = dynamic_cast<Mirrored*>(t->buffer)) {
-      const Range r = read_range(op, static_cast<int>(i));
-      make_valid(*m, r.begin, r.end, slot);
-    }
-    mapped.src[i] = remap(t);
+    if (op.src[i] != nullptr && op.src[i]->buffer != nullptr) mapped.src[i] = remap(op.src[i]);
   }
-  auto* dst_mirror = dynamic_cast<Mirrored*>(op.dst->buffer);
   mapped.dst = remap(op.dst);
   stream(slot).run(mapped);
-  if (dst_mirror != nullptr) {
-    const Range r = write_range(op);
-    dst_mirror->validity.mark_written(r.begin, r.end, slot);
+  for (const Access& a : access) {
+    auto* m = dynamic_cast<Mirrored*>(a.tensor->buffer);
+    if (m != nullptr && a.write) m->validity.mark_written(a.range.begin, a.range.end, slot);
   }
   ++stats_.ops_per_device[static_cast<size_t>(slot)];
 }

@@ -45,6 +45,8 @@ class Scheduler : public Stream {
 
  private:
   class Mirrored;
+  /// A block table's ids read back to the host (empty for nullptr).
+  std::vector<int32_t> read_table(const Tensor* table);
   /// The stream of device slot `slot`, created on first use.
   Stream& stream(int slot);
   /// The instance of `m` on `slot`, allocated on first use.

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <span>
 #include <vector>
 
 #include "hal/op.h"
@@ -25,7 +26,13 @@ struct ForwardBuffers {
   hal::Tensor proj;             ///< output projections [n_embd, n_batch]
   hal::Tensor gate, up;         ///< [n_ff, n_batch]
   hal::Tensor logits;           ///< [n_vocab, n_batch] (output)
+  hal::Tensor logit_ids;        ///< i32 [n_batch]: batch rows whose logits a step gathers (input)
   std::vector<hal::Tensor> k_cache, v_cache;  ///< per layer
+
+  /// The activation tensors (everything but the caches), which share one arena.
+  std::vector<hal::Tensor*> activations() {
+    return {&ids, &x, &h, &q, &k, &v, &attn, &proj, &gate, &up, &logits, &logit_ids};
+  }
 };
 
 /// ForwardBuffers laid out for allocation: activations back to back in one arena (offsets set),
@@ -46,11 +53,28 @@ enum class LogitsFor { kAll, kLast, kNone };
 struct ForwardGraph {
   std::vector<hal::Op> ops;       ///< in execution order
   std::deque<hal::Tensor> views;  ///< owned views referenced by ops
-  int64_t logits_rows = 0;        ///< tokens whose logits the step computes (0, 1 or n_tokens)
+  int64_t logits_rows = 0;        ///< tokens whose logits the step computes (rows of buffers.logits)
+  std::vector<int32_t> logit_rows;  ///< batch row of each logits row, in order
+  bool gather_logit_rows = false; ///< true: the caller must write logit_rows into buffers.logit_ids first
 
   /// A view of `base` with shape `ne` starting `offset` bytes in; owned by the graph.
   hal::Tensor* view(const hal::Tensor& base, std::array<int64_t, 4> ne, size_t offset = 0);
 };
+
+/// The tokens of one sequence in a batched step: consecutive rows of the batch.
+struct SequenceSlice {
+  int64_t n_past = 0;                        ///< tokens of the sequence already in its cache
+  int64_t n_tokens = 0;                      ///< tokens of the sequence in this step
+  const hal::Tensor* block_table = nullptr;  ///< i32 block ids of a paged cache; nullptr = rows 0.. of the cache
+  int64_t block_size = 0;                    ///< cache rows per block (paged caches)
+  LogitsFor logits = LogitsFor::kLast;       ///< which of its tokens need logits
+};
+
+/// Builds one forward step over several sequences (continuous batching): matrix products run over
+/// all tokens at once; RoPE, cache stores and attention run per sequence. The ids of all slices are
+/// already in buffers.ids, in slice order.
+ForwardGraph build_forward(const ModelConfig& config, const ModelWeights& weights, ForwardBuffers& buffers,
+                           std::span<const SequenceSlice> slices);
 
 /// Builds the forward step for `n_tokens` tokens at positions [n_past, n_past + n_tokens), whose
 /// ids are already in buffers.ids, computing the logits `logits` asks for.

@@ -36,8 +36,8 @@ class SubsetStream : public hal::Stream {
 
   void run(const hal::Op& op) override {
     if (!device_.supports_op(op)) fail(ErrorCode::kUnimplemented, "subset device cannot run ", hal::op_name(op.kind));
-    std::array<hal::Tensor, 4> local;
-    std::array<const hal::Tensor*, 4> original{};
+    std::array<hal::Tensor, 5> local;
+    std::array<const hal::Tensor*, 5> original{};
     size_t n = 0;
     auto remap = [&](const hal::Tensor* t) -> const hal::Tensor* {
       if (t == nullptr) return nullptr;

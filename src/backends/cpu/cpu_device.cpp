@@ -98,10 +98,12 @@ bool CpuDevice::supports_op(const hal::Op& op) const {
     case hal::OpKind::kSwiGLU:
       return is_f32(op.src[0]) && is_f32(op.src[1]);
     case hal::OpKind::kRope:
-    case hal::OpKind::kStoreKV:
       return is_f32(op.src[0]);
+    case hal::OpKind::kStoreKV:
+      return is_f32(op.src[0]) && (op.src[1] == nullptr || op.src[1]->dtype == DType::kI32);
     case hal::OpKind::kAttention:
-      return is_f32(op.src[0]) && is_f32(op.src[1]) && is_f32(op.src[2]);
+      return is_f32(op.src[0]) && is_f32(op.src[1]) && is_f32(op.src[2]) &&
+             (op.src[3] == nullptr || op.src[3]->dtype == DType::kI32);
   }
   return false;
 }

@@ -160,6 +160,33 @@ void CpuStream::swiglu(const hal::Op& op) {
   pool_.parallel_for(n, 4096, [&](int64_t b, int64_t e, int) { cpu::swiglu(g + b, u + b, y + b, e - b); });
 }
 
+namespace {
+
+// Physical cache row of logical row `row` under a block table (rows per block `block`); the
+// identity without a table.
+int64_t physical_row(const int32_t* table, int64_t block, int64_t row) {
+  return table == nullptr ? row : static_cast<int64_t>(table[row / block]) * block + row % block;
+}
+
+// Checks a block table against the rows it must map and the cache it maps into.
+const int32_t* block_table(const hal::Tensor* table, int64_t block, int64_t rows, int64_t cache_rows) {
+  if (table == nullptr) {
+    MIXSERVE_CHECK(rows <= cache_rows, "cache access past row ", cache_rows);
+    return nullptr;
+  }
+  MIXSERVE_CHECK(table->dtype == DType::kI32 && block > 0, "block table must be i32 with a positive block size");
+  const int64_t needed = (rows + block - 1) / block;
+  MIXSERVE_CHECK(needed <= table->elements(), "block table of ", table->elements(), " blocks maps fewer than ", rows,
+                 " rows");
+  const auto* ids = static_cast<const int32_t*>(table->host_data());
+  for (int64_t i = 0; i < needed; ++i) {
+    MIXSERVE_CHECK(ids[i] >= 0 && (ids[i] + 1) * block <= cache_rows, "block id ", ids[i], " outside the cache");
+  }
+  return ids;
+}
+
+}  // namespace
+
 void CpuStream::attention(const hal::Op& op) {
   const hal::Tensor& q = *op.src[0];
   const int64_t head_dim = q.ne[0];
@@ -170,13 +197,33 @@ void CpuStream::attention(const hal::Op& op) {
   const int64_t kv_stride = head_dim * n_head_kv;
   MIXSERVE_CHECK(n_head_kv > 0 && n_head % n_head_kv == 0 && op.src[1]->ne[0] == kv_stride,
                  "attention head layout");
-  MIXSERVE_CHECK(pos0 + n_tok <= op.src[1]->rows(), "attention past the cache");
   const int64_t group = n_head / n_head_kv;
   const int64_t n_ctx = pos0 + n_tok;
-  auto* work = reinterpret_cast<float*>(scratch(sizeof(float) * static_cast<size_t>(n_ctx * pool_.size())));
+  const int64_t block = op.i[2];
+  const int32_t* table = block_table(op.src[3], block, n_ctx, op.src[1]->rows());
+  // Keys and values must be contiguous rows for the kernels: a paged cache whose blocks are not
+  // consecutive is gathered once per op (all heads and tokens then read the copy).
+  bool contiguous = true;
+  for (int64_t b = 1; table != nullptr && b * block < n_ctx; ++b) contiguous = contiguous && table[b] == table[b - 1] + 1;
+  const size_t work_floats = static_cast<size_t>(n_ctx * pool_.size());
+  const size_t gather_floats = contiguous ? 0 : static_cast<size_t>(2 * n_ctx * kv_stride);
+  auto* work = reinterpret_cast<float*>(scratch(sizeof(float) * (work_floats + gather_floats)));
+  const float* kp = f32(op.src[1]) + physical_row(table, block, 0) * kv_stride;
+  const float* vp = f32(op.src[2]) + physical_row(table, block, 0) * kv_stride;
+  if (!contiguous) {
+    float* kg = work + work_floats;
+    float* vg = kg + n_ctx * kv_stride;
+    const auto row_bytes = static_cast<size_t>(kv_stride) * sizeof(float);
+    for (int64_t j = 0; j < n_ctx; j += block) {
+      const int64_t rows = std::min(block, n_ctx - j);
+      const int64_t phys = physical_row(table, block, j);
+      std::memcpy(kg + j * kv_stride, f32(op.src[1]) + phys * kv_stride, static_cast<size_t>(rows) * row_bytes);
+      std::memcpy(vg + j * kv_stride, f32(op.src[2]) + phys * kv_stride, static_cast<size_t>(rows) * row_bytes);
+    }
+    kp = kg;
+    vp = vg;
+  }
   const float* qp = f32(&q);
-  const float* kp = f32(op.src[1]);
-  const float* vp = f32(op.src[2]);
   float* out = f32(op.dst);
   pool_.parallel_for(n_tok * n_head, 1, [&](int64_t begin, int64_t end, int ith) {
     for (int64_t i = begin; i < end; ++i) {
@@ -192,8 +239,18 @@ void CpuStream::attention(const hal::Op& op) {
 void CpuStream::store_kv(const hal::Op& op) {
   const hal::Tensor& src = *op.src[0];
   hal::Tensor& dst = *op.dst;
-  MIXSERVE_CHECK(src.ne[0] == dst.ne[0] && op.i[0] + src.rows() <= dst.rows(), "store_kv out of range");
-  std::memcpy(f32(&dst) + op.i[0] * dst.ne[0], f32(&src), src.bytes());
+  MIXSERVE_CHECK(src.ne[0] == dst.ne[0] && op.i[0] >= 0, "store_kv shapes");
+  const int64_t block = op.i[1];
+  const int32_t* table = block_table(op.src[1], block, op.i[0] + src.rows(), dst.rows());
+  const auto row_bytes = static_cast<size_t>(dst.ne[0]) * sizeof(float);
+  if (table == nullptr) {
+    std::memcpy(f32(&dst) + op.i[0] * dst.ne[0], f32(&src), src.bytes());
+    return;
+  }
+  for (int64_t r = 0; r < src.rows(); ++r) {
+    const int64_t phys = physical_row(table, block, op.i[0] + r);
+    std::memcpy(f32(&dst) + phys * dst.ne[0], f32(&src) + r * src.ne[0], row_bytes);
+  }
 }
 
 }  // namespace mixserve::cpu
