@@ -86,6 +86,7 @@ void BatchScheduler::finish(Request& r, bool cancelled) {
   r.seq = 0;
   RequestResult result;
   result.tokens = r.completion->tokens();
+  result.logprobs = r.completion->logprobs();
   result.text = r.completion->text();
   result.finish = cancelled ? FinishReason::kStop : r.completion->finish();
   result.cancelled = cancelled;

@@ -32,6 +32,7 @@ struct SchedulerOptions {
 /// How a request ended.
 struct RequestResult {
   std::vector<int32_t> tokens;        ///< generated ids
+  std::vector<TokenLogprob> logprobs; ///< per generated token when GenerateOptions::top_logprobs >= 0
   std::string text;                   ///< generated text (stop string excluded)
   FinishReason finish = FinishReason::kLength;
   bool cancelled = false;             ///< ended by cancel() (finish is then kStop)

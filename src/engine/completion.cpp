@@ -1,8 +1,36 @@
 #include "engine/completion.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "common/error.h"
 
 namespace mixserve {
+namespace {
+
+// Log-softmax of the raw logits at `token`, with the `top` most likely alternatives.
+TokenLogprob log_probability(std::span<const float> logits, int32_t token, int top) {
+  const float max = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float x : logits) sum += std::exp(static_cast<double>(x) - max);
+  const double log_z = max + std::log(sum);
+  TokenLogprob out;
+  out.token = token;
+  out.logprob = static_cast<float>(logits[static_cast<size_t>(token)] - log_z);
+  std::vector<int32_t> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  const auto n = std::min<size_t>(static_cast<size_t>(top), ids.size());
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), [&](int32_t a, int32_t b) {
+    const float la = logits[static_cast<size_t>(a)], lb = logits[static_cast<size_t>(b)];
+    return la != lb ? la > lb : a < b;
+  });
+  for (size_t i = 0; i < n; ++i) {
+    out.top.emplace_back(ids[i], static_cast<float>(logits[static_cast<size_t>(ids[i])] - log_z));
+  }
+  return out;
+}
+
+}  // namespace
 
 Completion::Completion(const Tokenizer& tokenizer, const GenerateOptions& options, std::span<const int32_t> prompt)
     : tokenizer_(tokenizer), options_(options), sampler_(options.sampling), stops_(options.stop) {
@@ -22,6 +50,7 @@ std::string Completion::advance(std::span<const float> logits) {
   if (options_.stop_at_eos && token == tokenizer_.vocab().eos_id) return finish_with(FinishReason::kStop);
   sampler_.accept(token);
   tokens_.push_back(token);
+  if (options_.top_logprobs >= 0) logprobs_.push_back(log_probability(logits, token, options_.top_logprobs));
   auto r = stops_.push(utf8_.push(tokenizer_.token_to_piece(token)));
   std::string out = shown(std::move(r.emit));
   if (r.stopped) {

@@ -21,6 +21,14 @@ struct GenerateOptions {
   SamplingParams sampling;          ///< sampler settings
   std::vector<std::string> stop;    ///< stop strings (not included in the output)
   bool stop_at_eos = true;          ///< end when the model emits its EOS token
+  int top_logprobs = -1;            ///< record log-probabilities with this many alternatives; -1 = off
+};
+
+/// Log-probability of a generated token under the model (log-softmax of the raw logits).
+struct TokenLogprob {
+  int32_t token = 0;                                ///< the generated token
+  float logprob = 0;                                ///< its log-probability
+  std::vector<std::pair<int32_t, float>> top;       ///< the most likely tokens, best first
 };
 
 /// Why generation ended (OpenAI's finish_reason).
@@ -46,6 +54,8 @@ class Completion {
   const std::vector<int32_t>& tokens() const { return tokens_; }
   /// Text shown so far.
   const std::string& text() const { return text_; }
+  /// Log-probabilities of the generated tokens (empty unless options.top_logprobs >= 0).
+  const std::vector<TokenLogprob>& logprobs() const { return logprobs_; }
 
  private:
   /// Finishes with `reason`, returning the text released by flushing the hold-back buffers.
@@ -59,6 +69,7 @@ class Completion {
   StopMatcher stops_;
   Utf8Stream utf8_;
   std::vector<int32_t> tokens_;
+  std::vector<TokenLogprob> logprobs_;
   std::string text_;
   bool done_ = false;
   FinishReason finish_ = FinishReason::kLength;
