@@ -1,5 +1,7 @@
 // Tokenizer throughput: encode (and decode) MB/s on ~1 MiB of mixed text with the Llama 2
-// SentencePiece vocabulary (../shared/data, skipped when absent) and the builtin vocabulary.
+// SentencePiece vocabulary and the gpt-2 and deepseek-llm byte-level BPE vocabularies
+// (../shared/data, skipped when absent), and the builtin vocabulary. The tokens_per_second counter
+// compares with prefill speed (tokens/s), which tokenisation must not limit.
 // Run: build/bin/bench_tokenizer. MIXSERVE_SHARED_DIR overrides where ../shared is looked for.
 #include <benchmark/benchmark.h>
 
@@ -44,14 +46,27 @@ std::filesystem::path shared_dir() {
   return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "shared";
 }
 
+// Tokenizer of ../shared/data/vocab/ggml-vocab-<name>.gguf, or nullptr when absent.
+std::unique_ptr<Tokenizer> shared_tokenizer(const std::string& name) {
+  const auto path = shared_dir() / ("data/vocab/ggml-vocab-" + name + ".gguf");
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return nullptr;
+  const auto file = mixserve::gguf::File::open(path.string());
+  return Tokenizer::create(mixserve::Vocab::from_gguf(file));
+}
+
 const Tokenizer* llama_tokenizer() {
-  static const std::unique_ptr<Tokenizer> tok = []() -> std::unique_ptr<Tokenizer> {
-    const auto path = shared_dir() / "data/vocab/ggml-vocab-llama-spm.gguf";
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) return nullptr;
-    const auto file = mixserve::gguf::File::open(path.string());
-    return Tokenizer::create(mixserve::Vocab::from_gguf(file));
-  }();
+  static const std::unique_ptr<Tokenizer> tok = shared_tokenizer("llama-spm");
+  return tok.get();
+}
+
+const Tokenizer* gpt2_tokenizer() {
+  static const std::unique_ptr<Tokenizer> tok = shared_tokenizer("gpt-2");
+  return tok.get();
+}
+
+const Tokenizer* deepseek_tokenizer() {
+  static const std::unique_ptr<Tokenizer> tok = shared_tokenizer("deepseek-llm");
   return tok.get();
 }
 
@@ -60,9 +75,9 @@ const Tokenizer* builtin_tokenizer() {
   return tok.get();
 }
 
-void run_encode(benchmark::State& state, const Tokenizer* tok) {
+void run_encode(benchmark::State& state, const Tokenizer* tok, const char* vocab = "llama-spm") {
   if (tok == nullptr) {
-    state.SkipWithError("../shared/data/vocab/ggml-vocab-llama-spm.gguf absent: skipped");
+    state.SkipWithError((std::string("../shared/data/vocab/ggml-vocab-") + vocab + ".gguf absent: skipped").c_str());
     return;
   }
   const std::string& text = mixed_text();
@@ -75,11 +90,13 @@ void run_encode(benchmark::State& state, const Tokenizer* tok) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text.size()));
   state.counters["tokens"] = static_cast<double>(tokens);
   state.counters["bytes_per_token"] = static_cast<double>(text.size()) / static_cast<double>(tokens);
+  state.counters["tokens_per_second"] =
+      benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void run_decode(benchmark::State& state, const Tokenizer* tok) {
+void run_decode(benchmark::State& state, const Tokenizer* tok, const char* vocab = "llama-spm") {
   if (tok == nullptr) {
-    state.SkipWithError("../shared/data/vocab/ggml-vocab-llama-spm.gguf absent: skipped");
+    state.SkipWithError((std::string("../shared/data/vocab/ggml-vocab-") + vocab + ".gguf absent: skipped").c_str());
     return;
   }
   const auto ids = tok->encode(mixed_text(), true, false);
@@ -100,7 +117,20 @@ void BM_DecodeLlamaSpm(benchmark::State& state) {
   run_decode(state, llama_tokenizer());
 }
 
+void BM_EncodeGpt2Bpe(benchmark::State& state) {
+  run_encode(state, gpt2_tokenizer(), "gpt-2");
+}
+void BM_EncodeDeepseekLlmBpe(benchmark::State& state) {
+  run_encode(state, deepseek_tokenizer(), "deepseek-llm");
+}
+void BM_DecodeGpt2Bpe(benchmark::State& state) {
+  run_decode(state, gpt2_tokenizer(), "gpt-2");
+}
+
 BENCHMARK(BM_EncodeLlamaSpm)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EncodeGpt2Bpe)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EncodeDeepseekLlmBpe)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeGpt2Bpe)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_EncodeBuiltin)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_DecodeLlamaSpm)->Unit(benchmark::kMillisecond);
 

@@ -4,7 +4,12 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libpcre2-dev                # BPE pre-tokenizer regexes (Unicode properties, JIT)
+  nlohmann-json3-dev          # JSON (chat template messages)
+  libsqlite3-dev libssl-dev sqlite3   # compliance ledger (SQLite storage, SHA-256 from libcrypto)
+  libyaml-cpp-dev             # chip catalogue, fleet, policy and usage YAML files
   clang libclang-rt-14-dev   # libFuzzer targets
+  ocl-icd-opencl-dev opencl-headers pocl-opencl-icd   # OpenCL backend (PoCL runs it on the CPU)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,7 +8,10 @@ namespace mixserve::cli {
 
 void add_devices_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("devices", "list the compute devices this build can use");
-  cmd->callback([] { print_devices(stdout); });
+  auto inventory = add_inventory_options(*cmd);
+  cmd->callback([inventory] {
+    if (!inventory()) print_devices(stdout);
+  });
 }
 
 }  // namespace mixserve::cli

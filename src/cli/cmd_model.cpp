@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/progress_bar.h"
 #include "model/architecture.h"
+#include "model/chat_template.h"
 #include "model/gguf.h"
 #include "model/model_config.h"
 #include "model/synth.h"
@@ -65,6 +66,9 @@ void info(const std::string& path) {
   std::printf("context:       %lld\n", static_cast<long long>(c.n_ctx_train));
   std::printf("vocabulary:    %lld (%s)\n", static_cast<long long>(c.n_vocab),
               file.get_string("tokenizer.ggml.model").value_or("none").c_str());
+  const auto chat_template = file.get_string(ChatTemplate::kGgufKey);
+  std::printf("chat template: %s\n", chat_template ? ("yes (" + std::to_string(chat_template->size()) + " bytes)").c_str()
+                                                    : "none (run --chat falls back to ChatML)");
   std::printf("rope:          %s, base %g, %lld dims\n", c.rope_neox ? "neox" : "normal", c.rope_freq_base,
               static_cast<long long>(c.n_rot));
   std::printf("output:        %s\n", c.tied_output ? "tied to token_embd" : "separate");

@@ -1,12 +1,16 @@
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "engine/generator.h"
+#include "model/chat_template.h"
+#include "model/gguf.h"
 
 namespace mixserve::cli {
 namespace {
@@ -23,25 +27,53 @@ struct RunFlags {
   bool ignore_eos = false;
   bool no_bos = false;
   bool parse_special = false;
+  bool chat = false;               ///< -p text is a user message rendered with the chat template
+  std::string system;              ///< optional system message (with --chat)
+  std::string chat_template_file;  ///< template overriding the model's (with --chat)
 };
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorCode::kNotFound, "cannot open prompt file '", path, "'");
+  if (!in) fail(ErrorCode::kNotFound, "cannot open file '", path, "'");
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// The prompt text of a one-turn chat: [system,] user, rendered with the model's (or the given) template.
+std::string render_chat(const RunFlags& f, const Vocab& vocab, const std::string& template_text,
+                        const std::string& user_text) {
+  const ChatTemplate chat = f.chat_template_file.empty()
+                                ? ChatTemplate::from_gguf(gguf::File::open(f.model.path), vocab)
+                                : ChatTemplate::with_vocab(template_text, vocab);
+  nlohmann::json messages = nlohmann::json::array();
+  if (!f.system.empty()) messages.push_back({{"role", "system"}, {"content", f.system}});
+  messages.push_back({{"role", "user"}, {"content", user_text}});
+  std::string rendered = chat.apply(messages, /*add_generation_prompt=*/true);
+  log_debug("chat prompt rendered with ", f.chat_template_file.empty() ? "the model's template" : f.chat_template_file,
+            ":\n", rendered);
+  return rendered;
 }
 
 void run(const RunFlags& f) {
   SamplingParams sampling = f.sampling;
   sampling.seed = f.seed >= 0 ? static_cast<uint64_t>(f.seed) : std::random_device{}();
   validate(sampling);
-  const std::string prompt = f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file);
+  std::string prompt = f.prompt_file.empty() ? f.prompt : read_file(f.prompt_file);
+  const std::string template_text = f.chat_template_file.empty() ? std::string() : read_file(f.chat_template_file);
   auto model = f.model.load();
   if (!model) return;
   const Tokenizer& tokenizer = model->tokenizer();
-  std::vector<int32_t> tokens = tokenizer.encode(prompt, !f.no_bos, f.parse_special);
+  bool add_bos = !f.no_bos;
+  if (f.chat) {
+    prompt = render_chat(f, tokenizer.vocab(), template_text, prompt);
+    // Templates such as Llama 3's print bos_token themselves; the tokenizer must not add a second one.
+    const Vocab& vocab = tokenizer.vocab();
+    if (vocab.bos_id >= 0 && vocab.bos_id < vocab.size() && prompt.starts_with(vocab.tokens[vocab.bos_id])) {
+      add_bos = false;
+    }
+  }
+  std::vector<int32_t> tokens = tokenizer.encode(prompt, add_bos, f.parse_special || f.chat);
   if (tokens.empty()) fail(ErrorCode::kInvalidArgument, "the prompt is empty (give -p TEXT or -f FILE)");
   Session session(*model, {.n_ctx = f.n_ctx});
   GenerateOptions options;
@@ -50,8 +82,10 @@ void run(const RunFlags& f) {
   options.stop = f.stop;
   options.stop_at_eos = !f.ignore_eos;
 
-  std::fputs(prompt.c_str(), stdout);
-  std::fflush(stdout);
+  if (!f.chat) {  // a chat prompt is full of template markup: print only the reply
+    std::fputs(prompt.c_str(), stdout);
+    std::fflush(stdout);
+  }
   const GenerateResult r = generate(session, tokenizer, tokens, options, [](std::string_view text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
@@ -87,6 +121,12 @@ void add_run_command(CLI::App& app) {
   cmd->add_flag("--ignore-eos", flags->ignore_eos, "keep generating after the end-of-sequence token");
   cmd->add_flag("--no-bos", flags->no_bos, "do not add the beginning-of-sequence token");
   cmd->add_flag("--special", flags->parse_special, "parse special-token text such as <s> in the prompt");
+  auto* chat = cmd->add_flag("--chat", flags->chat,
+                             "treat the prompt as a user message: render it with the model's chat template "
+                             "(special tokens parsed) and print only the reply; --log debug shows the prompt");
+  cmd->add_option("--system", flags->system, "system message for --chat")->needs(chat);
+  cmd->add_option("--chat-template", flags->chat_template_file, "Jinja chat template file overriding the model's")
+      ->needs(chat);
   cmd->callback([flags] { run(*flags); });
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
 
 namespace mixserve::cli {
 
@@ -14,5 +15,16 @@ void add_model_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 /// `mixserve bench`: prefill/decode throughput against the machine's limits.
 void add_bench_command(CLI::App& app);
+/// `mixserve tokenize` and `mixserve detokenize`: text <-> token ids with a model's vocabulary.
+void add_tokenize_commands(CLI::App& app);
+/// `mixserve ledger verify|append|show`: the tamper-evident compliance ledger.
+void add_ledger_command(CLI::App& app);
+/// `mixserve policy check`: domestic-share rules against a fleet, with what-if.
+void add_policy_command(CLI::App& app);
+/// `mixserve chips`: the chip catalogue as a table or JSON.
+void add_chips_command(CLI::App& app);
+/// Adds `--inventory [--json] [--catalogue F] [--home CC]` to `mixserve devices`; the returned function
+/// prints the inventory and returns true when --inventory was given (cmd_inventory.cpp).
+std::function<bool()> add_inventory_options(CLI::App& devices);
 
 }  // namespace mixserve::cli

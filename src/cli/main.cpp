@@ -24,6 +24,10 @@ int main(int argc, char** argv) {
   mixserve::cli::add_model_command(app);
   mixserve::cli::add_run_command(app);
   mixserve::cli::add_bench_command(app);
+  mixserve::cli::add_tokenize_commands(app);
+  mixserve::cli::add_ledger_command(app);
+  mixserve::cli::add_policy_command(app);
+  mixserve::cli::add_chips_command(app);
   try {
     app.parse_complete_callback([&] {
       if (!log_level.empty()) mixserve::set_log_level(mixserve::parse_log_level(log_level));

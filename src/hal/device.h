@@ -90,6 +90,9 @@ class Backend {
   virtual std::string name() const = 0;
   /// Devices found at registration time; owned by the backend.
   virtual std::vector<Device*> devices() = 0;
+  /// Why the backend has no devices (e.g. "OpenCL: no platform found ..."); empty when it has
+  /// some or nothing is worth saying. Optional: the default is empty.
+  virtual std::string status() const { return {}; }
 };
 
 }  // namespace mixserve::hal

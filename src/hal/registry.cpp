@@ -1,6 +1,9 @@
 #include "hal/registry.h"
 
 #include "backends/cpu/cpu_backend.h"
+#ifdef MIXSERVE_HAVE_OPENCL
+#include "backends/opencl/opencl_backend.h"
+#endif
 #include "common/error.h"
 
 namespace mixserve::hal {
@@ -9,6 +12,9 @@ Registry& Registry::instance() {
   static Registry* registry = [] {
     auto* r = new Registry();
     r->add(cpu::make_cpu_backend());
+#ifdef MIXSERVE_HAVE_OPENCL
+    r->add(opencl::make_opencl_backend());
+#endif
     return r;
   }();
   return *registry;
@@ -31,7 +37,17 @@ Device& Registry::device(const std::string& id) const {
     if (info.id == id) return *device;
     known += (known.empty() ? "" : ", ") + info.id;
   }
-  fail(ErrorCode::kNotFound, "no device '", id, "' (available: ", known, ")");
+  std::string why;
+  for (const auto& status : statuses()) why += "; " + status;
+  fail(ErrorCode::kNotFound, "no device '", id, "' (available: ", known, ")", why);
+}
+
+std::vector<std::string> Registry::statuses() const {
+  std::vector<std::string> out;
+  for (const auto& backend : backends_) {
+    if (auto status = backend->status(); !status.empty()) out.push_back(std::move(status));
+  }
+  return out;
 }
 
 }  // namespace mixserve::hal

@@ -19,8 +19,11 @@ class Registry {
   void add(std::unique_ptr<Backend> backend);
   /// All devices of all backends, in registration order (CPU first).
   std::vector<Device*> devices() const;
-  /// Device by id ("cpu", "cuda:0"); throws kNotFound listing the known ids.
+  /// Device by id ("cpu", "cuda:0"); throws kNotFound listing the known ids and the
+  /// statuses of backends without devices.
   Device& device(const std::string& id) const;
+  /// Non-empty Backend::status() lines ("OpenCL: no platform found ..."), in registration order.
+  std::vector<std::string> statuses() const;
 
  private:
   std::vector<std::unique_ptr<Backend>> backends_;

@@ -31,7 +31,8 @@ class Tokenizer {
   /// The vocabulary.
   virtual const Vocab& vocab() const = 0;
 
-  /// Tokenizer for a vocabulary; throws kUnimplemented for an unsupported tokenizer.ggml.model.
+  /// Tokenizer for a vocabulary: "llama" -> SpmTokenizer, "gpt2" -> BpeTokenizer; throws
+  /// kUnimplemented naming any other tokenizer.ggml.model.
   static std::unique_ptr<Tokenizer> create(Vocab vocab);
 };
 

@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <string_view>
+#include <unordered_map>
 
 #include "common/error.h"
 #include "model/gguf.h"
@@ -24,8 +25,38 @@ constexpr std::string_view kKeyPad = "tokenizer.ggml.padding_token_id";
 constexpr std::string_view kKeyAddBos = "tokenizer.ggml.add_bos_token";
 constexpr std::string_view kKeyAddEos = "tokenizer.ggml.add_eos_token";
 constexpr std::string_view kKeyAddSpacePrefix = "tokenizer.ggml.add_space_prefix";
+constexpr std::string_view kKeyMerges = "tokenizer.ggml.merges";
+constexpr std::string_view kKeyPre = "tokenizer.ggml.pre";
 
 constexpr int32_t kMaxTokenType = static_cast<int32_t>(TokenType::kByte);
+
+// Every merge must join two pieces into a third; a BPE tokenizer could never produce anything else.
+void check_merges(const Vocab& v, ErrorCode code, std::string_view where) {
+  if (v.merges.empty()) return;
+  std::unordered_map<std::string_view, int32_t> ids;
+  ids.reserve(v.tokens.size());
+  for (size_t i = 0; i < v.tokens.size(); ++i) ids.emplace(v.tokens[i], static_cast<int32_t>(i));
+  std::string joined;
+  for (size_t i = 0; i < v.merges.size(); ++i) {
+    const std::string& merge = v.merges[i];
+    const auto halves = split_merge(merge);
+    if (!halves) {
+      fail(code, where, ": ", kKeyMerges, "[", i, "] = '", merge, "' is not two pieces separated by a space");
+    }
+    for (std::string_view half : {halves->first, halves->second}) {
+      if (!ids.contains(half)) {
+        fail(code, where, ": ", kKeyMerges, "[", i, "] = '", merge, "' names '", half,
+             "', which is not in the vocabulary");
+      }
+    }
+    joined.assign(halves->first);
+    joined += halves->second;
+    if (!ids.contains(joined)) {
+      fail(code, where, ": ", kKeyMerges, "[", i, "] = '", merge, "' makes '", joined,
+           "', which is not in the vocabulary");
+    }
+  }
+}
 
 // Shared by validate() (hand-built vocabularies: kInvalidArgument) and from_gguf() (kDataLoss).
 void check_vocab(const Vocab& v, ErrorCode code, std::string_view where) {
@@ -53,6 +84,7 @@ void check_vocab(const Vocab& v, ErrorCode code, std::string_view where) {
       fail(code, where, ": ", key, " = ", id, " is outside the vocabulary of ", v.size(), " tokens");
     }
   }
+  check_merges(v, code, where);
 }
 
 int32_t read_id(const gguf::File& file, std::string_view key) {
@@ -66,6 +98,12 @@ int32_t read_id(const gguf::File& file, std::string_view key) {
 }
 
 }  // namespace
+
+std::optional<std::pair<std::string_view, std::string_view>> split_merge(std::string_view merge) {
+  const size_t space = merge.find(' ', 1);
+  if (space == std::string_view::npos || space + 1 >= merge.size()) return std::nullopt;
+  return std::pair{merge.substr(0, space), merge.substr(space + 1)};
+}
 
 void Vocab::validate() const {
   check_vocab(*this, ErrorCode::kInvalidArgument, "vocabulary");
@@ -109,6 +147,8 @@ Vocab Vocab::from_gguf(const gguf::File& file) {
   v.add_bos = file.get_bool(kKeyAddBos).value_or(spm);
   v.add_eos = file.get_bool(kKeyAddEos).value_or(false);
   v.add_space_prefix = file.get_bool(kKeyAddSpacePrefix).value_or(spm);
+  if (auto merges = file.get_string_array(kKeyMerges)) v.merges = std::move(*merges);
+  v.pre = file.get_string(kKeyPre).value_or("");
   check_vocab(v, ErrorCode::kDataLoss, str_cat("GGUF file '", file.path(), "'"));
   return v;
 }
@@ -129,6 +169,8 @@ void Vocab::to_gguf(gguf::Writer& writer) const {
   writer.set(std::string(kKeyAddBos), gguf::make_bool(add_bos));
   writer.set(std::string(kKeyAddEos), gguf::make_bool(add_eos));
   writer.set(std::string(kKeyAddSpacePrefix), gguf::make_bool(add_space_prefix));
+  if (!pre.empty()) writer.set(std::string(kKeyPre), gguf::make_string(pre));
+  if (!merges.empty()) writer.set(std::string(kKeyMerges), gguf::make_string_array(merges));
 }
 
 namespace {

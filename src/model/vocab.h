@@ -2,7 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace mixserve {
@@ -35,17 +38,25 @@ struct Vocab {
   bool add_bos = true;                   ///< prepend BOS when encoding a prompt
   bool add_eos = false;                  ///< append EOS when encoding a prompt
   bool add_space_prefix = true;          ///< SentencePiece: prepend a space to the text
+  std::vector<std::string> merges;       ///< BPE merge rules "left right", best first (tokenizer.ggml.merges);
+                                         ///< empty for SentencePiece; both halves and their join are pieces
+  std::string pre;                       ///< BPE pre-tokenizer name (tokenizer.ggml.pre); empty when absent
 
   /// Number of tokens.
   int32_t size() const { return static_cast<int32_t>(tokens.size()); }
-  /// Reads tokenizer.ggml.* keys; throws kDataLoss on missing or inconsistent arrays/ids.
+  /// Reads tokenizer.ggml.* keys; throws kDataLoss on missing or inconsistent arrays/ids and on
+  /// merges that do not name vocabulary pieces (the message gives the merge index).
   static Vocab from_gguf(const gguf::File& file);
   /// Writes this vocabulary's tokenizer.ggml.* keys into a GGUF writer's metadata.
   void to_gguf(gguf::Writer& writer) const;
-  /// Checks that scores/types match tokens in length and special ids are -1 or in range;
-  /// throws kInvalidArgument naming the field otherwise.
+  /// Checks that scores/types match tokens in length, special ids are -1 or in range and every
+  /// merge is "A B" with A, B and AB pieces; throws kInvalidArgument naming the field otherwise.
   void validate() const;
 };
+
+/// Halves of a merge rule "A B": split at the first space after the first byte (so A may itself be
+/// a space); nullopt when there is no such space or B is empty.
+std::optional<std::pair<std::string_view, std::string_view>> split_merge(std::string_view merge);
 
 /// A small SentencePiece vocabulary built into the binary (control tokens, 256 byte tokens,
 /// ASCII letters and common English words), used when no vocabulary file is given.

@@ -1,0 +1,113 @@
+// `mixserve policy check`: evaluates domestic-share rules against a fleet (docs/policy.md).
+// Exit codes: 0 every enforced rule holds, 1 an enforced rule is violated, 2 bad input.
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "fleet/catalogue.h"
+#include "fleet/fleet.h"
+#include "policy/change.h"
+#include "policy/evaluate.h"
+#include "policy/ledger.h"
+#include "policy/policy.h"
+#include "policy/render.h"
+#include "policy/usage.h"
+
+namespace mixserve::cli {
+namespace {
+
+struct CheckFlags {
+  std::string fleet;
+  std::string policy;
+  std::string usage;
+  std::vector<std::string> catalogues;
+  std::vector<std::string> changes;
+  std::string ledger;
+  bool json = false;
+  bool allow_unknown = false;
+};
+
+// Every input problem (missing file included) is bad input: exit 2, not 1.
+template <typename F>
+auto as_bad_input(F&& f) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kInvalidArgument) throw;
+    throw Error(ErrorCode::kInvalidArgument, e.what());
+  }
+}
+
+void run_check(const CheckFlags& flags) {
+  const auto catalogue = as_bad_input([&] {
+    auto c = fleet::Catalogue::builtin();
+    for (const auto& path : flags.catalogues) c.apply_overrides(path);
+    return c;
+  });
+  fleet::FleetOptions options;
+  options.allow_unknown_chips = flags.allow_unknown;
+  auto fl = as_bad_input([&] { return fleet::load_fleet(flags.fleet, catalogue, options); });
+  const auto pol = as_bad_input([&] { return policy::load_policy(flags.policy); });
+  std::optional<policy::Usage> usage;
+  if (!flags.usage.empty()) usage = as_bad_input([&] { return policy::load_usage(flags.usage, fl, catalogue); });
+  as_bad_input([&] {
+    for (const auto& spec : flags.changes)
+      policy::apply_change(fl, policy::parse_change(spec), catalogue, flags.allow_unknown);
+    return 0;
+  });
+  const auto evaluation = policy::evaluate(pol, fl, catalogue, usage ? &*usage : nullptr);
+  auto j = policy::evaluation_json(evaluation);
+  j["changes"] = flags.changes;
+  if (!flags.ledger.empty()) {
+    // Recorded before printing, so a check whose record could not be written is never reported as done.
+    auto record = j;
+    record["fleet"] = flags.fleet;
+    record["policy"] = flags.policy;
+    record["usage"] = flags.usage;
+    policy::Ledger::open(flags.ledger).append(policy::RecordKind::kPolicyEvaluation, record);
+  }
+  if (flags.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    if (!flags.changes.empty()) std::printf("with %zu proposed change(s) applied\n", flags.changes.size());
+    std::printf("%s", policy::evaluation_table(evaluation).c_str());
+  }
+  if (evaluation.exit_code() != 0) {
+    std::string names;
+    for (const auto& r : evaluation.results) {
+      if (r.outcome == policy::Outcome::kViolation) names += (names.empty() ? "" : ", ") + r.rule.name;
+    }
+    std::fflush(stdout);
+    std::fprintf(stderr, "mixserve: policy check failed: enforced rule(s) violated: %s\n", names.c_str());
+    std::exit(evaluation.exit_code());
+  }
+}
+
+}  // namespace
+
+void add_policy_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("policy", "domestic-share policy: check a fleet against rules");
+  cmd->require_subcommand(1);
+  auto flags = std::make_shared<CheckFlags>();
+  auto* check =
+      cmd->add_subcommand("check", "evaluate every rule; exit 0 all hold, 1 an enforced rule fails, 2 bad input");
+  check->add_option("--fleet", flags->fleet, "fleet description (fleet.yaml)")->required();
+  check->add_option("--policy", flags->policy, "rules (policy.yaml)")->required();
+  check->add_option("--usage", flags->usage, "usage data for device_hours / served_tokens rules (usage.yaml)");
+  check->add_option("--catalogue", flags->catalogues, "chip catalogue override file (repeatable, applied in order)");
+  check->add_option("--change", flags->changes,
+                    "proposed change checked before applying it (repeatable): add:<node>:<chip>:<count>, "
+                    "remove:<node>, drain:<node>, idle:<node>, activate:<node>, retire:<node>");
+  check->add_flag("--json", flags->json, "print one JSON object per rule");
+  check->add_option("--ledger", flags->ledger, "append the evaluation to this compliance ledger (SQLite file)");
+  check->add_flag("--allow-unknown-chips", flags->allow_unknown,
+                  "keep chips missing from the catalogue (counted as foreign) instead of failing");
+  check->callback([flags] { run_check(*flags); });
+}
+
+}  // namespace mixserve::cli

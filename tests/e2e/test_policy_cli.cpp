@@ -1,0 +1,207 @@
+// End-to-end: `mixserve policy check` exit codes (0 holds, 1 enforced violation, 2 bad input),
+// the --json fields, --change, --usage, --catalogue, and `mixserve chips`.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "support/test_support.h"
+
+namespace mixserve {
+namespace {
+
+using testing::run_command;
+using testing::TempDir;
+
+const std::string kBin = MIXSERVE_BIN;
+
+std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
+  const auto path = dir.file(name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+const char* kFleet = R"(home_country: CN
+nodes:
+  - name: sh-a01
+    pool: inference
+    project: pudong-phase2
+    state: active
+    devices:
+      - chip: huawei-ascend-910b
+        count: 8
+  - name: sh-n01
+    devices:
+      - chip: nvidia-h20
+        count: 8
+)";
+
+const char* kStrict = R"(rules:
+  - name: national-50
+    min_domestic_share: 0.5
+    strict: true
+    basis: device_count
+    scope: center
+    mode: enforce
+)";
+
+const char* kLenient = R"(rules:
+  - {name: at-least-half, min_domestic_share: 0.5, strict: false}
+  - {name: compute, basis: peak_fp16_tflops, strict: true}
+  - {name: audit-only, min_domestic_share: 1.0, mode: audit}
+)";
+
+struct Files {
+  TempDir dir;
+  std::string fleet = write(dir, "fleet.yaml", kFleet);
+  std::string strict = write(dir, "strict.yaml", kStrict);
+  std::string lenient = write(dir, "lenient.yaml", kLenient);
+};
+
+std::string check(const Files& f, const std::string& policy, const std::string& extra = "") {
+  return kBin + " policy check --fleet " + f.fleet + " --policy " + policy + " " + extra;
+}
+
+TEST(PolicyCli, ExitZeroWhenEveryEnforcedRuleHolds) {
+  Files f;
+  const auto r = run_command(check(f, f.lenient));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("at-least-half"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("audit-violation"), std::string::npos) << "audit violations are reported: " << r.out;
+}
+
+TEST(PolicyCli, ExitOneOnEnforcedViolationWithExplanation) {
+  Files f;
+  const auto r = run_command(check(f, f.strict));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("domestic devices 8 of 16 (50.0%)"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("national-50"), std::string::npos) << r.err;
+}
+
+TEST(PolicyCli, JsonHasOneObjectPerRuleWithTheRequiredFields) {
+  Files f;
+  const auto r = run_command(check(f, f.lenient, "--json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["rules"].size(), 3u);
+  for (const auto& rule : j["rules"]) {
+    for (const char* key : {"rule", "compliant", "share", "numerator", "denominator", "threshold", "explanation",
+                            "mode", "basis", "scope", "margin", "what_if", "outcome"}) {
+      EXPECT_TRUE(rule.contains(key)) << key << " in " << rule.dump();
+    }
+  }
+  const auto& first = j["rules"][0];
+  EXPECT_EQ(first["rule"], "at-least-half");
+  EXPECT_EQ(first["compliant"], true);
+  EXPECT_DOUBLE_EQ(first["share"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(first["numerator"].get<double>(), 8);
+  EXPECT_DOUBLE_EQ(first["denominator"].get<double>(), 16);
+  EXPECT_DOUBLE_EQ(first["threshold"].get<double>(), 0.5);
+  EXPECT_TRUE(first["what_if"].is_null());
+  const auto& audit = j["rules"][2];
+  EXPECT_EQ(audit["compliant"], false);
+  EXPECT_EQ(audit["outcome"], "audit-violation");
+  EXPECT_EQ(audit["what_if"]["remove_devices"], 8);
+}
+
+TEST(PolicyCli, JsonViolationCarriesWhatIf) {
+  Files f;
+  const auto r = run_command(check(f, f.strict, "--json"));
+  ASSERT_EQ(r.exit_code, 1) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto& w = j["rules"][0]["what_if"];
+  EXPECT_EQ(w["add"]["chip"], "huawei-ascend-910b");
+  EXPECT_EQ(w["add"]["count"], 1);
+  EXPECT_EQ(w["remove"][0]["chip"], "nvidia-h20");
+  EXPECT_EQ(w["remove"][0]["count"], 1);
+}
+
+TEST(PolicyCli, ProposedChangesAreCheckedBeforeApplying) {
+  Files f;
+  auto r = run_command(check(f, f.strict, "--change add:sh-a02:huawei-ascend-910b:1"));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("9 of 17"), std::string::npos) << r.out;
+  r = run_command(check(f, f.strict, "--change remove:sh-n01 --change drain:sh-a01"));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = run_command(check(f, f.strict, "--change drain:sh-n01"));
+  EXPECT_EQ(r.exit_code, 1) << "drained devices still count by default: " << r.out;
+  r = run_command(check(f, f.strict, "--change explode:sh-n01"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = run_command(check(f, f.strict, "--change drain:ghost"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("ghost"), std::string::npos) << r.err;
+}
+
+TEST(PolicyCli, UsageAndCatalogueOverrides) {
+  Files f;
+  const auto policy = write(f.dir, "hours.yaml", "rules:\n  - {name: hours, basis: device_hours, strict: true}\n");
+  const auto usage = write(f.dir, "usage.yaml",
+                           "nodes:\n  - {name: sh-a01, devices: [{chip: huawei-ascend-910b, device_hours: 600}]}\n"
+                           "  - {name: sh-n01, devices: [{chip: nvidia-h20, device_hours: 400}]}\n");
+  auto r = run_command(check(f, policy, "--usage " + usage));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = run_command(check(f, policy));
+  EXPECT_EQ(r.exit_code, 2) << "usage rules need --usage: " << r.err;
+  EXPECT_NE(r.err.find("--usage"), std::string::npos) << r.err;
+  // Declaring the H20 domestic (a site override) flips the compute rule's numbers.
+  const auto over = write(f.dir, "cat.yaml", "chips:\n  - {id: nvidia-h20, country: CN}\n");
+  r = run_command(check(f, f.lenient, "--json --catalogue " + over));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(r.out)["rules"][0]["share"].get<double>(), 1.0);
+}
+
+TEST(PolicyCli, BadInputExitsTwoWithOneClearLine) {
+  Files f;
+  const auto bad_fleet =
+      write(f.dir, "bad-fleet.yaml", "nodes:\n  - {name: a, devices: [{chip: nvidia-b200, count: 8}]}\n");
+  const auto bad_policy = write(f.dir, "bad-policy.yaml", "rules:\n  - {name: x, min_domestic_share: 50}\n");
+  struct Case {
+    std::string cmd, needle;
+  };
+  const Case cases[] = {
+      {kBin + " policy check --fleet " + bad_fleet + " --policy " + f.strict, "unknown chip id 'nvidia-b200'"},
+      {kBin + " policy check --fleet " + f.fleet + " --policy " + bad_policy, "min_domestic_share"},
+      {kBin + " policy check --fleet " + f.dir.file("absent.yaml") + " --policy " + f.strict, "absent.yaml"},
+      {kBin + " policy check --fleet " + f.fleet + " --policy " + f.strict + " --catalogue " + f.dir.file("nope.yaml"),
+       "nope.yaml"},
+      {kBin + " policy check --fleet " + f.fleet, "--policy"},
+  };
+  for (const auto& c : cases) {
+    const auto r = run_command(c.cmd);
+    EXPECT_EQ(r.exit_code, 2) << c.cmd << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.cmd << "\n" << r.err;
+  }
+  // Unknown chips may be allowed explicitly; they then count as foreign.
+  const auto r = run_command(kBin + " policy check --fleet " + bad_fleet + " --policy " + f.strict +
+                             " --allow-unknown-chips --json");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(r.out)["rules"][0]["denominator"].get<double>(), 8);
+}
+
+TEST(PolicyCli, LedgerRecordsTheEvaluation) {
+  Files f;
+  const auto ledger = f.dir.file("ledger.db");
+  auto r = run_command(check(f, f.strict, "--ledger " + ledger));
+  EXPECT_EQ(r.exit_code, 1) << "the verdict is unchanged by recording it: " << r.err;
+  r = run_command(check(f, f.lenient, "--ledger " + ledger));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = run_command(kBin + " ledger verify --ledger " + ledger + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["records"], 2) << r.out;
+}
+
+TEST(ChipsCli, TableAndJson) {
+  auto r = run_command(kBin + " chips");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* id : {"huawei-ascend-910b", "nvidia-h100", "cambricon-mlu590", "cpu-arm"}) {
+    EXPECT_NE(r.out.find(id), std::string::npos) << id;
+  }
+  r = run_command(kBin + " chips --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GE(j.size(), 19u);
+  for (const auto& chip : j) EXPECT_FALSE(chip["fp16_tflops"]["source"].get<std::string>().empty());
+}
+
+}  // namespace
+}  // namespace mixserve
