@@ -23,7 +23,9 @@ if [[ ${#fuzzers[@]} -eq 0 ]]; then
   exit 1
 fi
 
+# -O1 with line tables only: enough for sanitizer reports, and much quicker to compile than -O2 -g.
 CC=clang CXX=clang++ cmake -S "${root}" -B "${build}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DMIXSERVE_FUZZ=ON -DMIXSERVE_TESTS=ON -DMIXSERVE_BENCH=OFF >/dev/null
 cmake --build "${build}" -j "${jobs}" --target "${fuzzers[@]}"
 

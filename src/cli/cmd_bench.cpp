@@ -67,6 +67,14 @@ void bench(const BenchFlags& f) {
                 static_cast<long long>(f.bench.n_gen), s.mean, s.stdev, roofline,
                 human_bytes(r.decode_bytes_per_token).c_str(), bandwidth / 1e9, 100.0 * s.mean / roofline);
   }
+  if (!r.batch_decode_tps.empty()) {
+    const Stat s = stat_of(r.batch_decode_tps);
+    const double single = r.decode_tps.empty() ? 0.0 : stat_of(r.decode_tps).mean;
+    std::printf("tg%-5lld x%-3lld %9.2f ± %6.2f tokens/s in all (%.2f per sequence)%s\n",
+                static_cast<long long>(f.bench.n_gen), static_cast<long long>(f.bench.batch), s.mean, s.stdev,
+                s.mean / static_cast<double>(f.bench.batch),
+                single > 0 ? str_cat(", ", std::to_string(s.mean / single).substr(0, 4), "x one sequence").c_str() : "");
+  }
   std::printf("(%d repetitions after one warm-up; mean ± sample stdev)\n", f.bench.repetitions);
 }
 
@@ -82,6 +90,9 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::Range(0, 1 << 20))->capture_default_str();
   cmd->add_option("-r,--repetitions", flags->bench.repetitions, "repetitions of each test")
       ->check(CLI::Range(1, 1000))->capture_default_str();
+  cmd->add_option("--batch", flags->bench.batch,
+                  "also decode this many sequences together (continuous batching) and report aggregate tokens/s")
+      ->check(CLI::Range(1, 1024))->capture_default_str();
   cmd->add_option("--probe-bytes", flags->probe_bytes, "buffer size of the bandwidth probe")
       ->check(CLI::Range(size_t{1} << 20, size_t{1} << 36))->capture_default_str();
   cmd->callback([flags] { bench(*flags); });

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/timer.h"
+#include "engine/batch_runner.h"
 #include "engine/session.h"
 
 namespace mixserve {
@@ -39,9 +40,37 @@ Stat stat_of(const std::vector<double>& values) {
   return s;
 }
 
+namespace {
+
+// Seconds for `batch` sequences (one random prompt token each, prefilled first) to decode n_gen
+// tokens together, one BatchRunner step per token.
+double batched_decode_seconds(const Model& model, const BenchOptions& options, std::mt19937_64& rng) {
+  const int64_t n_vocab = model.config().n_vocab;
+  BatchRunner runner(model, {.max_batch_tokens = options.batch,
+                             .max_seq_len = options.n_gen + 1,
+                             .kv_blocks = options.batch * ((options.n_gen + 1 + 15) / 16),
+                             .block_size = 16,
+                             .prefix_cache = false});
+  std::vector<StepInput> inputs(static_cast<size_t>(options.batch));
+  for (auto& in : inputs) {
+    in.seq = runner.add_sequence();
+    in.tokens = random_tokens(1, n_vocab, rng);
+  }
+  runner.step(inputs);
+  Stopwatch watch;
+  for (int64_t i = 0; i < options.n_gen; ++i) {
+    for (auto& in : inputs) in.tokens = random_tokens(1, n_vocab, rng);
+    runner.step(inputs);
+  }
+  return watch.seconds();
+}
+
+}  // namespace
+
 BenchResult run_benchmark(const Model& model, const BenchOptions& options) {
   if (options.repetitions < 1) fail(ErrorCode::kInvalidArgument, "repetitions must be >= 1");
   if (options.n_prompt < 0 || options.n_gen < 0) fail(ErrorCode::kInvalidArgument, "token counts must be >= 0");
+  if (options.batch < 1 || options.batch > 1024) fail(ErrorCode::kInvalidArgument, "batch must be in [1, 1024]");
   const ModelConfig& c = model.config();
   const int64_t need = std::max(options.n_prompt, options.n_gen);
   if (need > c.n_ctx_train) {
@@ -72,6 +101,10 @@ BenchResult run_benchmark(const Model& model, const BenchOptions& options) {
       for (int64_t i = 0; i < options.n_gen; ++i) session.eval(std::span<const int32_t>(&tokens[static_cast<size_t>(i)], 1));
       const double seconds = watch.seconds();
       if (rep >= 0) r.decode_tps.push_back(static_cast<double>(options.n_gen) / seconds);
+    }
+    if (options.batch > 1 && options.n_gen > 0) {
+      const double seconds = batched_decode_seconds(model, options, rng);
+      if (rep >= 0) r.batch_decode_tps.push_back(static_cast<double>(options.batch * options.n_gen) / seconds);
     }
   }
   return r;

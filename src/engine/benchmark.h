@@ -14,6 +14,8 @@ struct BenchOptions {
   int64_t n_gen = 128;         ///< tokens of the decode test (tg); 0 skips it
   int repetitions = 3;         ///< runs of each test (>= 1)
   uint64_t seed = 1;           ///< random token ids
+  int64_t batch = 1;           ///< > 1 adds a batched decode test: this many sequences decode n_gen tokens
+                               ///< together (continuous batching, paged KV cache)
 };
 
 /// Mean and standard deviation of a series.
@@ -28,6 +30,7 @@ Stat stat_of(const std::vector<double>& values);
 struct BenchResult {
   std::vector<double> prefill_tps;  ///< tokens/s of each pp run
   std::vector<double> decode_tps;   ///< tokens/s of each tg run
+  std::vector<double> batch_decode_tps;  ///< aggregate tokens/s of each batched tg run (all sequences)
   double prefill_flops_per_token = 0;  ///< multiply-adds x 2 of one prefill token (mean context)
   double decode_bytes_per_token = 0;   ///< weight + KV-cache bytes read per decoded token (mean context)
 };

@@ -33,7 +33,11 @@ TokenLogprob log_probability(std::span<const float> logits, int32_t token, int t
 }  // namespace
 
 Completion::Completion(const Tokenizer& tokenizer, const GenerateOptions& options, std::span<const int32_t> prompt)
-    : tokenizer_(tokenizer), options_(options), sampler_(options.sampling), stops_(options.stop) {
+    : tokenizer_(tokenizer),
+      options_(options),
+      sampler_(options.sampling),
+      stops_(options.stop),
+      end_ids_(tokenizer.vocab().end_of_generation_ids()) {
   if (options.max_tokens < 0) fail(ErrorCode::kInvalidArgument, "max_tokens must be >= 0, got ", options.max_tokens);
   for (int32_t t : prompt) sampler_.accept(t);
   if (options.max_tokens == 0) finish_with(FinishReason::kLength);
@@ -47,7 +51,9 @@ std::string Completion::shown(std::string text) {
 std::string Completion::advance(std::span<const float> logits) {
   MIXSERVE_CHECK(!done_, "advance after the completion ended");
   const int32_t token = sampler_.sample(logits);
-  if (options_.stop_at_eos && token == tokenizer_.vocab().eos_id) return finish_with(FinishReason::kStop);
+  if (options_.stop_at_eos && std::find(end_ids_.begin(), end_ids_.end(), token) != end_ids_.end()) {
+    return finish_with(FinishReason::kStop);
+  }
   sampler_.accept(token);
   tokens_.push_back(token);
   if (options_.top_logprobs >= 0) logprobs_.push_back(log_probability(logits, token, options_.top_logprobs));

@@ -20,7 +20,7 @@ struct GenerateOptions {
   int64_t max_tokens = 64;          ///< upper bound on generated tokens (>= 0)
   SamplingParams sampling;          ///< sampler settings
   std::vector<std::string> stop;    ///< stop strings (not included in the output)
-  bool stop_at_eos = true;          ///< end when the model emits its EOS token
+  bool stop_at_eos = true;          ///< end when the model emits EOS or an end-of-turn token
   int top_logprobs = -1;            ///< record log-probabilities with this many alternatives; -1 = off
 };
 
@@ -67,6 +67,7 @@ class Completion {
   GenerateOptions options_;
   Sampler sampler_;
   StopMatcher stops_;
+  std::vector<int32_t> end_ids_;  // tokens that end generation (Vocab::end_of_generation_ids)
   Utf8Stream utf8_;
   std::vector<int32_t> tokens_;
   std::vector<TokenLogprob> logprobs_;

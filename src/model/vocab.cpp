@@ -1,6 +1,9 @@
 // Vocabulary: GGUF tokenizer.ggml.* keys in and out, validation, and the built-in vocabulary.
 #include "model/vocab.h"
 
+#include <algorithm>
+#include <array>
+
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -20,6 +23,7 @@ constexpr std::string_view kKeyScores = "tokenizer.ggml.scores";
 constexpr std::string_view kKeyTypes = "tokenizer.ggml.token_type";
 constexpr std::string_view kKeyBos = "tokenizer.ggml.bos_token_id";
 constexpr std::string_view kKeyEos = "tokenizer.ggml.eos_token_id";
+constexpr std::string_view kKeyEot = "tokenizer.ggml.eot_token_id";
 constexpr std::string_view kKeyUnk = "tokenizer.ggml.unknown_token_id";
 constexpr std::string_view kKeyPad = "tokenizer.ggml.padding_token_id";
 constexpr std::string_view kKeyAddBos = "tokenizer.ggml.add_bos_token";
@@ -78,7 +82,7 @@ void check_vocab(const Vocab& v, ErrorCode code, std::string_view where) {
     }
   }
   const std::pair<std::string_view, int32_t> ids[] = {
-      {kKeyBos, v.bos_id}, {kKeyEos, v.eos_id}, {kKeyUnk, v.unk_id}, {kKeyPad, v.pad_id}};
+      {kKeyBos, v.bos_id}, {kKeyEos, v.eos_id}, {kKeyEot, v.eot_id}, {kKeyUnk, v.unk_id}, {kKeyPad, v.pad_id}};
   for (const auto& [key, id] : ids) {
     if (id < -1 || id >= v.size()) {
       fail(code, where, ": ", key, " = ", id, " is outside the vocabulary of ", v.size(), " tokens");
@@ -103,6 +107,23 @@ std::optional<std::pair<std::string_view, std::string_view>> split_merge(std::st
   const size_t space = merge.find(' ', 1);
   if (space == std::string_view::npos || space + 1 >= merge.size()) return std::nullopt;
   return std::pair{merge.substr(0, space), merge.substr(space + 1)};
+}
+
+std::vector<int32_t> Vocab::end_of_generation_ids() const {
+  static const std::array<std::string_view, 7> kMarkers = {
+      "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
+      "<｜end▁of▁sentence｜>"};  // DeepSeek
+  std::vector<int32_t> ids;
+  for (int32_t id : {eos_id, eot_id}) {
+    if (id >= 0 && id < size()) ids.push_back(id);
+  }
+  for (int32_t i = 0; i < size(); ++i) {
+    const TokenType t = types[static_cast<size_t>(i)];
+    if (t != TokenType::kControl && t != TokenType::kUserDefined) continue;
+    if (std::find(kMarkers.begin(), kMarkers.end(), tokens[static_cast<size_t>(i)]) == kMarkers.end()) continue;
+    if (std::find(ids.begin(), ids.end(), i) == ids.end()) ids.push_back(i);
+  }
+  return ids;
 }
 
 void Vocab::validate() const {
@@ -140,6 +161,7 @@ Vocab Vocab::from_gguf(const gguf::File& file) {
 
   v.bos_id = read_id(file, kKeyBos);
   v.eos_id = read_id(file, kKeyEos);
+  v.eot_id = read_id(file, kKeyEot);
   v.unk_id = read_id(file, kKeyUnk);
   v.pad_id = read_id(file, kKeyPad);
   // Defaults follow the tokenizer family: SentencePiece adds BOS and a space prefix, others not.
@@ -162,7 +184,7 @@ void Vocab::to_gguf(gguf::Writer& writer) const {
   for (TokenType t : types) type_values.push_back(static_cast<int32_t>(t));
   writer.set(std::string(kKeyTypes), gguf::make_int32_array(type_values));
   const std::pair<std::string_view, int32_t> ids[] = {
-      {kKeyBos, bos_id}, {kKeyEos, eos_id}, {kKeyUnk, unk_id}, {kKeyPad, pad_id}};
+      {kKeyBos, bos_id}, {kKeyEos, eos_id}, {kKeyEot, eot_id}, {kKeyUnk, unk_id}, {kKeyPad, pad_id}};
   for (const auto& [key, id] : ids) {
     if (id >= 0) writer.set(std::string(key), gguf::make_uint32(static_cast<uint32_t>(id)));
   }

@@ -33,6 +33,7 @@ struct Vocab {
   std::vector<TokenType> types;          ///< same size as tokens
   int32_t bos_id = -1;                   ///< -1 = none
   int32_t eos_id = -1;
+  int32_t eot_id = -1;                   ///< end of turn (tokenizer.ggml.eot_token_id); -1 = none
   int32_t unk_id = -1;
   int32_t pad_id = -1;
   bool add_bos = true;                   ///< prepend BOS when encoding a prompt
@@ -44,6 +45,10 @@ struct Vocab {
 
   /// Number of tokens.
   int32_t size() const { return static_cast<int32_t>(tokens.size()); }
+  /// Tokens that end a generated turn: EOS, tokenizer.ggml.eot_token_id, and control or
+  /// user-defined tokens spelling a known end-of-turn marker (<|eot_id|>, <|im_end|>, <|end|>,
+  /// <end_of_turn>, <|endoftext|>, <|eom_id|>, DeepSeek's end-of-sentence), as chat models emit them.
+  std::vector<int32_t> end_of_generation_ids() const;
   /// Reads tokenizer.ggml.* keys; throws kDataLoss on missing or inconsistent arrays/ids and on
   /// merges that do not name vocabulary pieces (the message gives the merge index).
   static Vocab from_gguf(const gguf::File& file);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <random>
 
 #include "engine/completion.h"
@@ -47,6 +48,38 @@ TEST(Completion, NoLogprobsUnlessAsked) {
   Completion c(*tokenizer, o, std::vector<int32_t>{1});
   c.advance(std::vector<float>(static_cast<size_t>(tokenizer->vocab().size()), 0.0f));
   EXPECT_TRUE(c.logprobs().empty());
+}
+
+}  // namespace
+}  // namespace mixserve
+
+namespace mixserve {
+namespace {
+
+TEST(Completion, EndOfTurnTokensEndGenerationLikeEos) {
+  Vocab vocab = builtin_vocab();
+  vocab.tokens.push_back("<|im_end|>");
+  vocab.scores.push_back(0.0f);
+  vocab.types.push_back(TokenType::kControl);
+  vocab.tokens.push_back("<|eot_id|>");  // plain text token: not an end marker
+  vocab.scores.push_back(0.0f);
+  vocab.types.push_back(TokenType::kNormal);
+  const auto im_end = vocab.size() - 2;
+  const auto ids = vocab.end_of_generation_ids();
+  EXPECT_NE(std::find(ids.begin(), ids.end(), vocab.eos_id), ids.end());
+  EXPECT_NE(std::find(ids.begin(), ids.end(), im_end), ids.end());
+  EXPECT_EQ(std::find(ids.begin(), ids.end(), im_end + 1), ids.end());
+  const auto tokenizer = Tokenizer::create(vocab);
+  GenerateOptions o;
+  o.max_tokens = 5;
+  o.sampling.temperature = 0.0f;
+  Completion c(*tokenizer, o, std::vector<int32_t>{1});
+  std::vector<float> logits(static_cast<size_t>(vocab.size()), 0.0f);
+  logits[static_cast<size_t>(im_end)] = 10.0f;
+  c.advance(logits);
+  EXPECT_TRUE(c.done());
+  EXPECT_EQ(c.finish(), FinishReason::kStop);
+  EXPECT_TRUE(c.tokens().empty());
 }
 
 }  // namespace

@@ -19,54 +19,15 @@
 #include "model/tokenizer_spm.h"
 #include "model/vocab.h"
 #include "support/test_support.h"
+#include "support/vocab_test_vectors.h"
 
 namespace mixserve {
 namespace {
-
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-struct TestVector {
-  std::string text;
-  std::vector<int32_t> ids;
-};
-
-// .inp: every string is followed by "\n__ggml_vocab_test__\n"; .out: one line of ids per string.
-std::vector<TestVector> load_vectors(const std::filesystem::path& gguf_path) {
-  const std::string inp = read_text(gguf_path.string() + ".inp");
-  const std::string out = read_text(gguf_path.string() + ".out");
-  const std::string sep = "\n__ggml_vocab_test__\n";
-  std::vector<TestVector> vectors;
-  size_t pos = 0;
-  for (size_t hit; (hit = inp.find(sep, pos)) != std::string::npos; pos = hit + sep.size()) {
-    vectors.push_back({inp.substr(pos, hit - pos), {}});
-  }
-  EXPECT_EQ(pos, inp.size()) << "text after the last separator";
-  std::istringstream lines(out);
-  std::string line;
-  size_t i = 0;
-  while (std::getline(lines, line) && i < vectors.size()) {
-    std::istringstream ids(line);
-    for (int32_t id; ids >> id;) vectors[i].ids.push_back(id);
-    ++i;
-  }
-  EXPECT_EQ(i, vectors.size()) << "id lines and strings differ in number";
-  return vectors;
-}
 
 Vocab load_vocab(const std::filesystem::path& path) {
   return Vocab::from_gguf(gguf::File::open(path.string()));
 }
 
-std::string ids_to_string(const std::vector<int32_t>& ids) {
-  std::ostringstream out;
-  for (int32_t id : ids) out << ' ' << id;
-  return out.str();
-}
 
 // Text a round trip must reproduce: scripts, emoji with joiners, combining marks, code, whitespace.
 const std::vector<std::string>& corpus() {
@@ -108,12 +69,12 @@ TEST_P(ReferenceVectors, EncodeReproducesEveryVectorAndDecodeRestoresTheText) {
   const std::string rel = "vocab/ggml-vocab-" + GetParam() + ".gguf";
   MIXSERVE_SHARED_OR_SKIP(path, rel);
   const auto tok = Tokenizer::create(load_vocab(path));
-  const auto vectors = load_vectors(path);
+  const auto vectors = testing::load_vocab_test_vectors(path);
   ASSERT_EQ(vectors.size(), 46u);
   size_t passed = 0;
   for (size_t i = 0; i < vectors.size(); ++i) {
     const auto got = tok->encode(vectors[i].text, /*add_special=*/false, /*parse_special=*/false);
-    EXPECT_EQ(ids_to_string(got), ids_to_string(vectors[i].ids)) << "vector " << i << ": " << vectors[i].text;
+    EXPECT_EQ(testing::ids_to_string(got), testing::ids_to_string(vectors[i].ids)) << "vector " << i << ": " << vectors[i].text;
     EXPECT_EQ(tok->encode(vectors[i].text, false, true), got) << "vector " << i;  // no control text in them
     EXPECT_EQ(tok->decode(vectors[i].ids), vectors[i].text) << "vector " << i;  // independent of encode
     passed += got == vectors[i].ids;
@@ -464,7 +425,7 @@ TEST(TokenizerBpe, MergesAndPreSurviveGgufRoundTrip) {
   EXPECT_EQ(back.add_bos, v.add_bos);
   EXPECT_FALSE(back.add_space_prefix);
   const auto tok = Tokenizer::create(back);
-  for (const auto& vec : load_vectors(path)) EXPECT_EQ(tok->encode(vec.text, false, false), vec.ids) << vec.text;
+  for (const auto& vec : testing::load_vocab_test_vectors(path)) EXPECT_EQ(tok->encode(vec.text, false, false), vec.ids) << vec.text;
 }
 
 TEST(TokenizerBpe, UnknownPreWarnsAndFallsBackToGpt2Split) {
@@ -482,7 +443,7 @@ TEST(TokenizerBpe, UnknownPreWarnsAndFallsBackToGpt2Split) {
   const auto& bpe = dynamic_cast<const BpeTokenizer&>(*tok);
   EXPECT_EQ(bpe.pre_tokenizer().name(), "gpt-2");
   // gpt-2's own split is the fallback, so its reference vectors still hold.
-  for (const auto& vec : load_vectors(path)) EXPECT_EQ(tok->encode(vec.text, false, false), vec.ids) << vec.text;
+  for (const auto& vec : testing::load_vocab_test_vectors(path)) EXPECT_EQ(tok->encode(vec.text, false, false), vec.ids) << vec.text;
 }
 
 // --- Byte alphabet ------------------------------------------------------------------------------

@@ -16,59 +16,18 @@
 #include "model/tokenizer_spm.h"
 #include "model/vocab.h"
 #include "support/test_support.h"
+#include "support/vocab_test_vectors.h"
 
 namespace mixserve {
 namespace {
 
 const std::string kSpaceMark = "\xE2\x96\x81";
 
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-struct TestVector {
-  std::string text;
-  std::vector<int32_t> ids;
-};
-
-// .inp: every string is followed by "\n__ggml_vocab_test__\n"; .out: one line of ids per string.
-std::vector<TestVector> load_vectors(const std::filesystem::path& gguf_path) {
-  const std::string inp = read_text(gguf_path.string() + ".inp");
-  const std::string out = read_text(gguf_path.string() + ".out");
-  const std::string sep = "\n__ggml_vocab_test__\n";
-  std::vector<TestVector> vectors;
-  size_t pos = 0;
-  for (size_t hit; (hit = inp.find(sep, pos)) != std::string::npos; pos = hit + sep.size()) {
-    vectors.push_back({inp.substr(pos, hit - pos), {}});
-  }
-  EXPECT_EQ(pos, inp.size()) << "text after the last separator";
-  std::istringstream lines(out);
-  std::string line;
-  size_t i = 0;
-  while (std::getline(lines, line)) {
-    EXPECT_LT(i, vectors.size()) << "more id lines than strings";
-    if (i >= vectors.size()) break;
-    std::istringstream ids(line);
-    for (int32_t id; ids >> id;) vectors[i].ids.push_back(id);
-    ++i;
-  }
-  EXPECT_EQ(i, vectors.size()) << "id lines and strings differ in number";
-  return vectors;
-}
-
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path) {
   const gguf::File file = gguf::File::open(path.string());
   return Tokenizer::create(Vocab::from_gguf(file));
 }
 
-std::string ids_to_string(const std::vector<int32_t>& ids) {
-  std::ostringstream out;
-  for (int32_t id : ids) out << ' ' << id;
-  return out.str();
-}
 
 // Text a round trip must reproduce: scripts, emoji with joiners, combining marks, code, whitespace.
 const std::vector<std::string>& corpus() {
@@ -107,12 +66,12 @@ const std::vector<std::string>& corpus() {
 TEST(TokenizerSpmLlama, ReproducesEveryReferenceVector) {
   MIXSERVE_SHARED_OR_SKIP(path, "vocab/ggml-vocab-llama-spm.gguf");
   const auto tok = load_tokenizer(path);
-  const auto vectors = load_vectors(path);
+  const auto vectors = testing::load_vocab_test_vectors(path);
   ASSERT_EQ(vectors.size(), 46u);
   size_t passed = 0;
   for (size_t i = 0; i < vectors.size(); ++i) {
     const auto got = tok->encode(vectors[i].text, /*add_special=*/false, /*parse_special=*/false);
-    EXPECT_EQ(ids_to_string(got), ids_to_string(vectors[i].ids)) << "vector " << i;
+    EXPECT_EQ(testing::ids_to_string(got), testing::ids_to_string(vectors[i].ids)) << "vector " << i;
     // None of the strings spells a special token, so parsing them must not change anything.
     EXPECT_EQ(tok->encode(vectors[i].text, false, true), got) << "vector " << i;
     passed += got == vectors[i].ids;
@@ -124,7 +83,7 @@ TEST(TokenizerSpmLlama, ReproducesEveryReferenceVector) {
 TEST(TokenizerSpmLlama, DecodesReferenceIdsAndRoundTrips) {
   MIXSERVE_SHARED_OR_SKIP(path, "vocab/ggml-vocab-llama-spm.gguf");
   const auto tok = load_tokenizer(path);
-  for (const auto& v : load_vectors(path)) {
+  for (const auto& v : testing::load_vocab_test_vectors(path)) {
     EXPECT_EQ(tok->decode(v.ids), v.text);  // decoding the reference ids, independent of encode
     EXPECT_EQ(tok->decode(tok->encode(v.text, false, false)), v.text);
     EXPECT_EQ(tok->decode(tok->encode(v.text, true, false)), v.text);
