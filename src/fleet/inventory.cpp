@@ -48,7 +48,7 @@ std::optional<std::string> read_whole_file(const std::string& path) {
   return out.str();
 }
 
-DiscoveredDevice placeholder(const std::string& source, const std::string& vendor, const std::string& problem) {
+DiscoveredDevice problem_entry(const std::string& source, const std::string& vendor, const std::string& problem) {
   DiscoveredDevice d;
   d.source = source;
   d.vendor = vendor;
@@ -57,7 +57,7 @@ DiscoveredDevice placeholder(const std::string& source, const std::string& vendo
   return d;
 }
 
-// Runs one vendor tool and parses its output; appends devices (or a placeholder naming the problem).
+// Runs one vendor tool and parses its output; appends devices (or one entry naming the problem).
 void probe_tool(const DiscoveryEnv& env, const std::vector<std::string>& argv, const std::string& vendor,
                 ParseResult (*parse)(std::string_view), std::vector<DiscoveredDevice>& out) {
   const std::string& tool = argv.front();
@@ -74,7 +74,7 @@ void probe_tool(const DiscoveryEnv& env, const std::vector<std::string>& argv, c
   for (auto& d : parsed.devices) out.push_back(std::move(d));
   if (!parsed.error.empty()) {
     log_warn("inventory: ", parsed.error);
-    out.push_back(placeholder(tool, vendor, parsed.error));
+    out.push_back(problem_entry(tool, vendor, parsed.error));
   }
 }
 
@@ -165,7 +165,7 @@ std::vector<DiscoveredDevice> discover_devices(const Catalogue& catalogue, const
   std::vector<DiscoveredDevice> devices;
   if (const auto cpuinfo = env.read_file("/proc/cpuinfo")) {
     ParseResult cpu = parse_cpuinfo(*cpuinfo);
-    if (!cpu.error.empty()) devices.push_back(placeholder("/proc/cpuinfo", "", cpu.error));
+    if (!cpu.error.empty()) devices.push_back(problem_entry("/proc/cpuinfo", "", cpu.error));
     for (auto& d : cpu.devices) {
       if (const auto meminfo = env.read_file("/proc/meminfo")) d.memory_bytes = parse_meminfo_total(*meminfo);
       devices.push_back(std::move(d));

@@ -78,7 +78,7 @@ std::optional<std::vector<DiscoveredDevice>> discover_nvml();
 
 /// Discovers every device: CPU, then NVIDIA (NVML, else nvidia-smi), Ascend, Cambricon, Hygon.
 /// Missing tools are skipped (debug log). A tool that is installed but fails or prints something
-/// unreadable adds one placeholder entry (index -1, empty name, status = the error) and a warning,
+/// unreadable adds one problem entry (index -1, empty name, status = the error) and a warning,
 /// so the problem is visible in the listing.
 std::vector<DiscoveredDevice> discover_devices(const Catalogue& catalogue,
                                                const DiscoveryEnv& env = system_discovery_env());

@@ -275,7 +275,7 @@ TEST(InventoryDiscovery, FixturesThroughTheWholePath) {
   const auto catalogue = test_catalogue();
   const auto devices = discover_devices(catalogue, env);
   EXPECT_EQ(asked, (std::vector<std::string>{"nvidia-smi", "npu-smi", "cnmon", "hy-smi"}));
-  // 1 CPU + 4 NVIDIA + 8 Ascend + 1 placeholder for the failing cnmon.
+  // 1 CPU + 4 NVIDIA + 8 Ascend + 1 problem entry for the failing cnmon.
   ASSERT_EQ(devices.size(), 14u);
   EXPECT_EQ(devices[0].chip_id, "cpu-x86");
   EXPECT_EQ(devices[0].memory_bytes, 2113287168ull * 1024);
