@@ -10,6 +10,8 @@ packages=(
   libyaml-cpp-dev             # chip catalogue, fleet, policy and usage YAML files
   clang libclang-rt-14-dev   # libFuzzer targets
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd   # OpenCL backend (PoCL runs it on the CPU)
+  libboost-dev                # Boost.Asio/Beast: the HTTP server and client
+  nodejs npm                  # the official `openai` npm client in the serving end-to-end test
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -13,6 +13,8 @@ void add_devices_command(CLI::App& app);
 void add_model_command(CLI::App& app);
 /// `mixserve run`: generates text from a prompt.
 void add_run_command(CLI::App& app);
+/// `mixserve serve`: the OpenAI-compatible HTTP server.
+void add_serve_command(CLI::App& app);
 /// `mixserve bench`: prefill/decode throughput against the machine's limits.
 void add_bench_command(CLI::App& app);
 /// `mixserve tokenize` and `mixserve detokenize`: text <-> token ids with a model's vocabulary.

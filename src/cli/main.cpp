@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/version.h"
 
 namespace {
 
@@ -17,12 +18,13 @@ int exit_code_for(mixserve::ErrorCode code) {
 int main(int argc, char** argv) {
   CLI::App app{"mixserve: portable LLM inference for mixed accelerator fleets"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "mixserve 0.1.0");
+  app.set_version_flag("--version", std::string("mixserve ") + mixserve::kVersion);
   std::string log_level;
   app.add_option("--log", log_level, "log level: debug|info|warn|error|off (default: $MIXSERVE_LOG or info)");
   mixserve::cli::add_devices_command(app);
   mixserve::cli::add_model_command(app);
   mixserve::cli::add_run_command(app);
+  mixserve::cli::add_serve_command(app);
   mixserve::cli::add_bench_command(app);
   mixserve::cli::add_tokenize_commands(app);
   mixserve::cli::add_ledger_command(app);

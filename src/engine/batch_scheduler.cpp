@@ -28,6 +28,7 @@ BatchScheduler::BatchScheduler(const Model& model, const SchedulerOptions& optio
          ", max_queue ", options.max_queue, ", prefill_chunk ", options.prefill_chunk, ")");
   }
   options_.batch = runner_.options();  // resolved defaults
+  counters_.kv = runner_.kv_stats();
 }
 
 BatchScheduler::~BatchScheduler() = default;
@@ -81,7 +82,7 @@ SchedulerStats BatchScheduler::stats() const {
   return s;
 }
 
-void BatchScheduler::finish(Request& r, bool cancelled) {
+void BatchScheduler::finish(Request& r, bool cancelled, const std::string& error) {
   if (r.seq != 0) runner_.remove_sequence(r.seq);
   r.seq = 0;
   RequestResult result;
@@ -90,12 +91,27 @@ void BatchScheduler::finish(Request& r, bool cancelled) {
   result.text = r.completion->text();
   result.finish = cancelled ? FinishReason::kStop : r.completion->finish();
   result.cancelled = cancelled;
+  result.error = error;
   result.prompt_tokens = r.prompt_tokens;
   result.cached_tokens = r.cached_tokens;
   result.queue_seconds = std::max(0.0, r.queue_seconds);
   result.first_token_seconds = std::max(0.0, r.first_token_seconds);
   result.total_seconds = r.clock.seconds();
   if (r.callbacks.on_done) r.callbacks.on_done(result);
+}
+
+void BatchScheduler::abort_all(const std::string& error) {
+  std::deque<std::unique_ptr<Request>> queued;
+  {
+    std::lock_guard lock(mutex_);
+    queued.swap(queue_);
+  }
+  for (auto& r : running_) finish(*r, true, error);
+  running_.clear();
+  for (auto& r : queued) finish(*r, true, error);
+  std::lock_guard lock(mutex_);
+  counters_.running = 0;
+  counters_.kv = runner_.kv_stats();
 }
 
 void BatchScheduler::admit() {
@@ -235,6 +251,7 @@ bool BatchScheduler::step() {
   ++counters_.steps;
   counters_.running = static_cast<int64_t>(running_.size());
   counters_.kv = runner_.kv_stats();
+  counters_.devices = runner_.scheduler_stats();
   return true;
 }
 

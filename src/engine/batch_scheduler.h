@@ -35,7 +35,8 @@ struct RequestResult {
   std::vector<TokenLogprob> logprobs; ///< per generated token when GenerateOptions::top_logprobs >= 0
   std::string text;                   ///< generated text (stop string excluded)
   FinishReason finish = FinishReason::kLength;
-  bool cancelled = false;             ///< ended by cancel() (finish is then kStop)
+  bool cancelled = false;             ///< ended by cancel() or abort_all() (finish is then kStop)
+  std::string error;                  ///< why abort_all() ended it ("" otherwise)
   int64_t prompt_tokens = 0;          ///< prompt length
   int64_t cached_tokens = 0;          ///< prompt tokens served from the prefix cache
   double queue_seconds = 0;           ///< submit -> admitted
@@ -58,6 +59,7 @@ struct SchedulerStats {
   uint64_t steps = 0;               ///< forward steps run
   uint64_t preemptions = 0;         ///< sequences evicted from the KV cache to be recomputed later
   KvBlockStats kv;                  ///< KV-cache blocks
+  hal::SchedulerStats devices;      ///< ops per device, fallbacks and copies of the device scheduler
 };
 
 /// Continuous batching over a BatchRunner.
@@ -74,6 +76,8 @@ class BatchScheduler {
   void cancel(uint64_t id);
   /// Runs one step if there is work; returns false when idle.
   bool step();
+  /// Ends every running and queued request with `error` (e.g. after a step failed); engine thread.
+  void abort_all(const std::string& error);
   /// Waits until there is work or `stop` becomes true (for the engine thread's loop).
   void wait_for_work(const std::atomic<bool>& stop);
   /// Wakes wait_for_work (e.g. at shutdown).
@@ -88,7 +92,7 @@ class BatchScheduler {
   /// Admits queued requests while sequences and KV blocks allow.
   void admit();
   /// Finishes a running request: frees its sequence and calls on_done.
-  void finish(Request& r, bool cancelled);
+  void finish(Request& r, bool cancelled, const std::string& error = "");
 
   const Model& model_;
   SchedulerOptions options_;
