@@ -207,6 +207,39 @@ void BM_Prefill(benchmark::State& state) {
   state.SetLabel(shape_label(type, k, n, n_threads));
 }
 
+// n_tok = batch (continuous-batching decode: one token from each of `batch` sequences) over a
+// different, cold copy of the weights each iteration, as in a decode step.
+void BM_DecodeBatch(benchmark::State& state) {
+  const DType type = kTypes[state.range(0)];
+  const int64_t k = kShapes[state.range(1)][0];
+  const int64_t n = kShapes[state.range(1)][1];
+  const int64_t batch = state.range(2);
+  const int n_threads = static_cast<int>(state.range(3));
+  const size_t w_row = *dtype_row_bytes(type, k);
+  const size_t mat = w_row * static_cast<size_t>(n);
+  const size_t slots = kArenaBytes / mat;
+  const uint8_t* base = arena(type);
+  const auto x = activations(type, k, batch);
+  const size_t x_row = x.size() / static_cast<size_t>(batch);
+  std::vector<float> y(static_cast<size_t>(n * batch));
+  size_t slot = 0;
+  for (auto _ : state) {
+    run_rows(n_threads, type, k, base + mat * slot, w_row, n, x.data(), x_row, batch, y.data());
+    slot = (slot + 1) % slots;
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["tokens"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["flops"] = benchmark::Counter(2.0 * static_cast<double>(k * n * batch),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(shape_label(type, k, n, n_threads) + " batch " + std::to_string(batch));
+}
+
+void decode_batch_args(benchmark::internal::Benchmark* b) {
+  for (int64_t t : {0, 1}) {
+    for (int64_t batch : {1, 2, 4, 8, 16, 32, 64}) b->Args({t, 2, batch, 2});
+  }
+}
+
 void matvec_args(benchmark::internal::Benchmark* b) {
   for (int64_t t = 0; t < 5; ++t) {
     for (int64_t s = 0; s < 5; ++s) {
@@ -225,6 +258,7 @@ void prefill_args(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_Matvec)->Apply(matvec_args)->ArgNames({"type", "shape", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DecodeBatch)->Apply(decode_batch_args)->ArgNames({"type", "shape", "batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Prefill)->Apply(prefill_args)->ArgNames({"type", "shape", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

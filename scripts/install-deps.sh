@@ -11,8 +11,12 @@ packages=(
   clang libclang-rt-14-dev   # libFuzzer targets
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd   # OpenCL backend (PoCL runs it on the CPU)
   libboost-dev                # Boost.Asio/Beast: the HTTP server and client
-  nodejs npm                  # the official `openai` npm client in the serving end-to-end test
 )
+# Node.js and npm run the official `openai` npm client in the serving end-to-end test; a machine that
+# already has them (from Debian or elsewhere) keeps its own.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "backends/cpu/machine_probe.h"
+#include "cli/bench_serve.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "cli/model_flags.h"
@@ -16,9 +17,11 @@ struct BenchFlags {
   ModelFlags model;
   BenchOptions bench;
   size_t probe_bytes = size_t{1} << 30;
+  ServeBenchFlags serve;
 };
 
 void bench(const BenchFlags& f) {
+  if (f.serve.enabled) return bench_serve(f.model, f.serve);
   auto model = f.model.load();
   if (!model) return;
   const ModelConfig& c = model->config();
@@ -95,6 +98,7 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::Range(1, 1024))->capture_default_str();
   cmd->add_option("--probe-bytes", flags->probe_bytes, "buffer size of the bandwidth probe")
       ->check(CLI::Range(size_t{1} << 20, size_t{1} << 36))->capture_default_str();
+  flags->serve.add_to(cmd);
   cmd->callback([flags] { bench(*flags); });
 }
 

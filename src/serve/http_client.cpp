@@ -68,7 +68,10 @@ struct HttpClient::Impl {
       stream.reset();
       fail(ErrorCode::kUnavailable, "cannot resolve ", host, ": ", ec.message());
     }
-    run("connect to", [&](auto handler) { stream->async_connect(endpoints, [handler](beast::error_code e, const auto&) mutable { handler(e); }); });
+    run("connect to", [&](auto handler) {
+      stream->async_connect(endpoints, [handler](beast::error_code e, const auto&) mutable { handler(e); });
+    });
+    stream->socket().set_option(tcp::no_delay(true), ec);
   }
 
   http::request<http::string_body> make(const std::string& method, const std::string& target, const std::string& body,
@@ -152,7 +155,7 @@ HttpResponse HttpClient::request_streamed(const std::string& method, const std::
   while (!parser.is_done()) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof chunk;
-    impl_->run("read from", [&](auto handler) { http::async_read(*impl_->stream, impl_->buffer, parser, handler); });
+    impl_->run("read from", [&](auto handler) { http::async_read_some(*impl_->stream, impl_->buffer, parser, handler); });
     const size_t n = sizeof chunk - parser.get().body().size;
     if (n > 0 && !on_data(std::string_view(chunk, n))) {
       close();

@@ -91,6 +91,9 @@ Connection::Connection(net::ip::tcp::socket socket, ServerContext& context)
     : stream_(std::move(socket)), context_(context) {
   ++context_.connections;
   beast::error_code ec;
+  // Streamed tokens are small writes: without this, Nagle's algorithm holds each one back until the
+  // client acknowledges the previous one (up to its 40 ms delayed ACK).
+  stream_.socket().set_option(net::ip::tcp::no_delay(true), ec);
   const auto endpoint = stream_.socket().remote_endpoint(ec);
   if (!ec) remote_ = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
 }

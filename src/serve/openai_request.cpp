@@ -182,6 +182,8 @@ GenerationRequest parse_generation_request(Endpoint endpoint, const std::string&
       r.logprobs = 0;
     }
   }
+  // Extension shared with vLLM and llama.cpp: keep generating past EOS (benchmarks, fixed lengths).
+  if (present(j, "ignore_eos")) r.generate.stop_at_eos = !boolean(j, "ignore_eos");
   if (present(j, "user")) {
     if (!j.at("user").is_string()) bad("user", "must be a string");
     r.user = j.at("user").get<std::string>();
