@@ -14,6 +14,7 @@
 #include "policy/change.h"
 #include "policy/evaluate.h"
 #include "policy/ledger.h"
+#include "policy/measure.h"
 #include "policy/policy.h"
 #include "policy/render.h"
 #include "policy/usage.h"
@@ -69,6 +70,8 @@ void run_check(const CheckFlags& flags) {
     record["fleet"] = flags.fleet;
     record["policy"] = flags.policy;
     record["usage"] = flags.usage;
+    // Every basis in every scope, so `mixserve report` can chart more than the rules look at.
+    record["measurements"] = policy::measurements_json(policy::measure(fl, catalogue, usage ? &*usage : nullptr));
     policy::Ledger::open(flags.ledger).append(policy::RecordKind::kPolicyEvaluation, record);
   }
   if (flags.json) {

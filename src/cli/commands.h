@@ -23,6 +23,8 @@ void add_tokenize_commands(CLI::App& app);
 void add_ledger_command(CLI::App& app);
 /// `mixserve policy check`: domestic-share rules against a fleet, with what-if.
 void add_policy_command(CLI::App& app);
+/// `mixserve report`: domestic share over time, violations and durations, from the ledger (cmd_report.cpp).
+void add_report_command(CLI::App& app);
 /// `mixserve chips`: the chip catalogue as a table or JSON.
 void add_chips_command(CLI::App& app);
 /// Adds `--inventory [--json] [--catalogue F] [--home CC]` to `mixserve devices`; the returned function

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   mixserve::cli::add_tokenize_commands(app);
   mixserve::cli::add_ledger_command(app);
   mixserve::cli::add_policy_command(app);
+  mixserve::cli::add_report_command(app);
   mixserve::cli::add_chips_command(app);
   try {
     app.parse_complete_callback([&] {
