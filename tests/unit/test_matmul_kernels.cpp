@@ -197,6 +197,37 @@ TEST(MatmulKernels, OutputsAreBitIdenticalForAnyBatchAndRowSplit) {
   }
 }
 
+// Every batch size the batched kernels specialise (1..16 tokens in registers, one or two passes,
+// then the row tiles) against one token at a time, over odd row ranges and k with a lone partial
+// group of blocks: the outputs must match bit for bit.
+TEST(MatmulKernels, EveryBatchSizeMatchesOneTokenAtATime) {
+  constexpr int64_t kRows = 37, kTokens = 24;
+  for (const MatmulKernelTable* v : usable_matmul_kernels()) {
+    for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
+      // 13 blocks: one partial group; 131 blocks: 8 whole groups and 3 blocks (two passes from 8
+      // tokens on in the AVX-512 kernel); 5632: TinyLlama's ffn_down width.
+      for (int64_t k : {13 * 32, 131 * 32, 5632}) {
+        const Problem p = make_problem(type, k, kRows, kTokens, static_cast<uint32_t>(k + 3));
+        const auto x = convert(*v, p);
+        std::vector<float> single(static_cast<size_t>(kRows * kTokens), NAN);
+        for (int64_t t = 0; t < kTokens; ++t) {
+          v->matmul_rows(type, k, p.w.data(), p.w_row, 0, kRows, x.data() + p.x_row * static_cast<size_t>(t), p.x_row,
+                         1, single.data() + t * kRows, kRows);
+        }
+        for (int64_t n = 2; n <= kTokens; ++n) {
+          if (n > 18 && n < kTokens) continue;
+          std::vector<float> y(static_cast<size_t>(kRows * n), NAN);
+          for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, 7}, {7, kRows}}) {
+            v->matmul_rows(type, k, p.w.data(), p.w_row, r0, r1, x.data(), p.x_row, n, y.data(), kRows);
+          }
+          ASSERT_EQ(std::memcmp(y.data(), single.data(), y.size() * sizeof(float)), 0)
+              << v->name << " " << dtype_name(type) << " k=" << k << " n_tok=" << n;
+        }
+      }
+    }
+  }
+}
+
 // `bytes` of memory flush against an inaccessible page: after the data (kAfter) or before it.
 class GuardedBuffer {
  public:
