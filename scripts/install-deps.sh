@@ -11,6 +11,7 @@ packages=(
   clang libclang-rt-14-dev   # libFuzzer targets
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd   # OpenCL backend (PoCL runs it on the CPU)
   libboost-dev                # Boost.Asio/Beast: the HTTP server and client
+  libglpk-dev                 # GLPK: the placement ILP (mixserve place)
 )
 # Node.js and npm run the official `openai` npm client in the serving end-to-end test; a machine that
 # already has them (from Debian or elsewhere) keeps its own.

@@ -86,7 +86,20 @@ void add_serve_command(CLI::App& app) {
                   "on SIGTERM, seconds requests in flight may take before they are ended")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
-  cmd->callback([flags] { serve_until_signal(*flags); });
+  cmd->add_option("--join", o.join_url, "gateway to join (http://host:port); heartbeats until shutdown");
+  cmd->add_option("--join-token-file", o.join_token_file, "file holding the gateway's join token")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--node-name", o.node_name, "name at the gateway (default: hostname-port)");
+  cmd->add_option("--advertise", o.advertise_url, "URL the gateway calls (default: http://host:port)");
+  cmd->add_option("--devices", o.devices, "accelerators this node counts as at the gateway (device-hours)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}))
+      ->capture_default_str();
+  cmd->callback([flags] {
+    if (!flags->serve.join_url.empty() && flags->serve.join_token_file.empty()) {
+      throw CLI::ValidationError("--join", "needs --join-token-file");
+    }
+    serve_until_signal(*flags);
+  });
 }
 
 }  // namespace mixserve::cli

@@ -14,6 +14,7 @@
 #include "fleet/catalogue.h"
 #include "model/chat_template.h"
 #include "model/gguf.h"
+#include "serve/join_client.h"
 #include "serve/metrics.h"
 #include "serve/openai_response.h"
 #include "serve/openai_service.h"
@@ -78,6 +79,7 @@ Server::Server(const Model& model, const std::string& model_path, ServeOptions o
   std::vector<std::string> devices;
   for (const hal::Device* d : model.placement().devices) devices.push_back(d->info().id);
   const std::string chip_label = service.node.chip ? service.node.chip->id : "unknown";
+  chip_id_ = chip_label;
   registry_ = std::make_unique<MetricsRegistry>(
       MetricLabels{{"model", model_id_}, {"chip", chip_label}, {"device", devices.front()}});
   scheduler_ = std::make_unique<BatchScheduler>(model, options_.scheduler);
@@ -112,6 +114,24 @@ uint16_t Server::start() {
   log_info("serving '", model_id_, "' on http://", options_.http.host, ":", port, " (", limits.max_seqs,
            " sequences, context ", limits.batch.max_seq_len, " tokens, ", scheduler_->stats().kv.total,
            " KV blocks of ", limits.batch.block_size, " tokens)");
+  if (!options_.join_url.empty()) {
+    JoinOptions join;
+    join.gateway_url = options_.join_url;
+    join.token = read_token_file(options_.join_token_file);
+    join.name = options_.node_name.empty() ? str_cat(hostname(), "-", port) : options_.node_name;
+    join.advertise_url = options_.advertise_url.empty() ? str_cat("http://", options_.http.host, ":", port)
+                                                        : options_.advertise_url;
+    join.chip = chip_id_;
+    join.devices = options_.devices;
+    join.models = {model_id_};
+    join.max_in_flight = limits.max_seqs + limits.max_queue;
+    try {
+      join_ = std::make_unique<JoinClient>(join);
+    } catch (...) {
+      shutdown();
+      throw;
+    }
+  }
   return port;
 }
 
@@ -131,6 +151,7 @@ void Server::engine_loop() {
 void Server::shutdown() {
   if (!running_) return;
   running_ = false;
+  if (join_) join_->leave();  // the gateway stops routing here before this node stops accepting
   http_->stop_accepting();
   http_->set_closing();
   service_->set_draining();
@@ -154,6 +175,7 @@ void Server::shutdown() {
   // The engine thread is gone, so this thread may end what is left (it releases the replies' connections).
   scheduler_->abort_all("the server is shutting down");
   http_->stop();
+  join_.reset();
   log_info("server stopped");
 }
 

@@ -18,6 +18,7 @@ namespace mixserve::serve {
 class OpenAiService;
 class ServeMetrics;
 class MetricsRegistry;
+class JoinClient;
 
 /// How to serve.
 struct ServeOptions {
@@ -29,6 +30,11 @@ struct ServeOptions {
   std::string chat_template_file;   ///< Jinja template overriding the model's ("" = the model's, else ChatML)
   std::string home_country = "CN";  ///< country whose chips count as domestic
   double drain_timeout_s = 30;      ///< on shutdown, how long requests in flight may take to finish
+  std::string join_url;             ///< gateway to join ("" = none)
+  std::string join_token_file;      ///< join token (required with join_url)
+  std::string node_name;            ///< name at the gateway ("" = hostname-port)
+  std::string advertise_url;        ///< URL the gateway calls ("" = http://host:port)
+  int64_t devices = 1;              ///< accelerators this node counts as at the gateway
 };
 
 /// One node serving one model.
@@ -56,12 +62,14 @@ class Server {
   const Model& model_;
   ServeOptions options_;
   std::string model_id_;
+  std::string chip_id_;  // catalogue id, "unknown" when none matched
   std::unique_ptr<MetricsRegistry> registry_;
   std::unique_ptr<BatchScheduler> scheduler_;
   std::unique_ptr<ServeMetrics> metrics_;
   std::unique_ptr<ChatTemplate> chat_;
   std::unique_ptr<OpenAiService> service_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<JoinClient> join_;
   std::thread engine_;
   std::atomic<bool> stop_{false};
   bool running_ = false;

@@ -1,0 +1,141 @@
+#include "gateway/quota_controller.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace mixserve::gateway {
+
+std::vector<QuotaRule> quota_rules(const policy::Policy& policy, std::vector<std::string>* ignored) {
+  std::vector<QuotaRule> out;
+  for (const auto& r : policy.rules) {
+    const bool usage = r.basis == policy::Basis::kServedTokens || r.basis == policy::Basis::kDeviceHours;
+    if (!usage || r.scope.kind != policy::Scope::Kind::kCenter) {
+      if (ignored) {
+        ignored->push_back("rule '" + r.name + "' (" + std::string(policy::basis_name(r.basis)) + ", " +
+                           r.scope.to_string() + "): " +
+                           (usage ? "the gateway keeps centre-scope rules only"
+                                  : "a capacity basis does not depend on routing; check it with `mixserve policy check`"));
+      }
+      continue;
+    }
+    out.push_back(QuotaRule{r.name, r.min_domestic_share, r.strict, r.basis, r.mode});
+  }
+  return out;
+}
+
+QuotaController::QuotaController(std::vector<QuotaRule> rules, double window_s, double margin)
+    : rules_(std::move(rules)), window_s_(window_s), bucket_s_(window_s / 30.0), margin_(margin) {}
+
+QuotaController::Bucket& QuotaController::bucket_at(Clock::time_point now) {
+  const double t = std::chrono::duration<double>(now - epoch_).count();
+  const auto index = static_cast<int64_t>(std::floor(t / bucket_s_));
+  if (buckets_.empty() || buckets_.back().index < index) buckets_.push_back(Bucket{index, {0, 0}, {0, 0}});
+  return buckets_.back();
+}
+
+void QuotaController::expire(Clock::time_point now) {
+  const double t = std::chrono::duration<double>(now - epoch_).count();
+  // A bucket counts while any of it lies within the window (the window is 30 buckets wide).
+  const auto oldest = static_cast<int64_t>(std::floor((t - window_s_) / bucket_s_)) + 1;
+  while (!buckets_.empty() && buckets_.front().index < oldest) buckets_.pop_front();
+}
+
+void QuotaController::totals(policy::Basis basis, bool with_reservations, double out[2]) const {
+  out[0] = out[1] = 0;
+  const bool tokens = basis == policy::Basis::kServedTokens;
+  for (const auto& b : buckets_) {
+    for (int i = 0; i < 2; ++i) out[i] += tokens ? b.tokens[i] : b.device_s[i];
+  }
+  if (tokens && with_reservations) {
+    out[0] += reserved_[0];
+    out[1] += reserved_[1];
+  }
+}
+
+QuotaDecision QuotaController::decide(double est_tokens, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  expire(now);
+  QuotaDecision d;
+  std::ostringstream why;
+  for (const auto& r : rules_) {
+    double t[2];
+    totals(r.basis, true, t);
+    const double extra = r.basis == policy::Basis::kServedTokens ? est_tokens : 0;
+    const double total = t[0] + t[1] + extra;
+    const double target = std::min(1.0, r.threshold + margin_);
+    const bool holds = r.strict ? t[1] > target * total : t[1] >= target * total;
+    const double share_after = total > 0 ? t[1] / total : 1.0;
+    if (holds) continue;
+    if (r.mode == policy::Mode::kEnforce) {
+      d.foreign_allowed = false;
+    } else {
+      d.audit_violation = true;
+    }
+    if (!why.str().empty()) why << "; ";
+    why << "rule '" << r.name << "' (" << policy::basis_name(r.basis) << " >= " << r.threshold
+        << "): domestic share would fall to " << share_after << " if a foreign upstream served this request";
+  }
+  d.reason = why.str().empty() ? "every usage rule holds with this request on any upstream" : why.str();
+  return d;
+}
+
+uint64_t QuotaController::reserve(bool domestic, double est_tokens) {
+  std::lock_guard lock(mutex_);
+  const uint64_t ticket = next_ticket_++;
+  reservations_.emplace_back(ticket, Reservation{domestic, est_tokens});
+  reserved_[domestic ? 1 : 0] += est_tokens;
+  return ticket;
+}
+
+void QuotaController::settle(uint64_t ticket, double served_tokens, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  const auto it = std::find_if(reservations_.begin(), reservations_.end(), [&](const auto& r) { return r.first == ticket; });
+  if (it == reservations_.end()) return;
+  const int side = it->second.domestic ? 1 : 0;
+  reserved_[side] = std::max(0.0, reserved_[side] - it->second.tokens);
+  reservations_.erase(it);
+  if (served_tokens > 0) bucket_at(now).tokens[side] += served_tokens;
+}
+
+void QuotaController::add_device_seconds(bool domestic, double device_seconds, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  bucket_at(now).device_s[domestic ? 1 : 0] += device_seconds;
+}
+
+std::vector<QuotaRuleState> QuotaController::state(Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  expire(now);
+  std::vector<QuotaRuleState> out;
+  for (const auto& r : rules_) {
+    QuotaRuleState s;
+    s.rule = r;
+    double t[2];
+    totals(r.basis, false, t);
+    s.foreign = t[0];
+    s.domestic = t[1];
+    if (t[0] + t[1] > 0) {
+      s.share = t[1] / (t[0] + t[1]);
+      s.compliant = r.strict ? *s.share > r.threshold : *s.share >= r.threshold - 1e-12;
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+nlohmann::json QuotaController::to_json(Clock::time_point now) {
+  nlohmann::json rules = nlohmann::json::array();
+  for (const auto& s : state(now)) {
+    rules.push_back({{"rule", s.rule.name},
+                     {"basis", policy::basis_name(s.rule.basis)},
+                     {"threshold", s.rule.threshold},
+                     {"mode", s.rule.mode == policy::Mode::kEnforce ? "enforce" : "audit"},
+                     {"domestic", s.domestic},
+                     {"foreign", s.foreign},
+                     {"share", s.share ? nlohmann::json(*s.share) : nlohmann::json(nullptr)},
+                     {"compliant", s.compliant}});
+  }
+  return {{"window_s", window_s_}, {"margin", margin_}, {"rules", rules}};
+}
+
+}  // namespace mixserve::gateway
