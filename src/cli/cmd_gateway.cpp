@@ -25,7 +25,7 @@ void gateway_until_signal(const GatewayFlags& f) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   gateway::ClusterConfig config = gateway::load_cluster_config(f.config);
-  if (!f.listen.empty()) config.listen = gateway::parse_http_url("http://" + f.listen);
+  if (!f.listen.empty()) config.listen = gateway::parse_http_url("http://" + f.listen, true);
   const std::string host = config.listen.host;
   const size_t n_upstreams = config.upstreams.size();
   gateway::Gateway gw(std::move(config));

@@ -14,7 +14,7 @@ namespace y = fleet::yaml;
 
 std::string Endpoint::url() const { return str_cat("http://", host, ":", port); }
 
-Endpoint parse_http_url(const std::string& url) {
+Endpoint parse_http_url(const std::string& url, bool allow_any_port) {
   constexpr std::string_view kScheme = "http://";
   std::string_view rest(url);
   if (rest.substr(0, kScheme.size()) != kScheme) {
@@ -29,7 +29,7 @@ Endpoint parse_http_url(const std::string& url) {
   const std::string_view port_text = rest.substr(colon + 1);
   unsigned port = 0;
   const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 || port > 65535) {
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || (port == 0 && !allow_any_port) || port > 65535) {
     fail(ErrorCode::kInvalidArgument, "URL '", url, "' has a bad port");
   }
   return Endpoint{std::string(rest.substr(0, colon)), static_cast<uint16_t>(port)};
@@ -46,7 +46,7 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
 Endpoint parse_listen(const y::Where& where, const YAML::Node& root) {
   const std::string text = y::get_string(where, root, "listen", false, "127.0.0.1:9000");
   try {
-    return parse_http_url("http://" + text);
+    return parse_http_url("http://" + text, true);
   } catch (const Error& e) {
     y::fail_at(where, root["listen"], "listen", "must be host:port");
   }
@@ -62,8 +62,16 @@ std::vector<std::string> string_list(const y::Where& where, const YAML::Node& ma
   return out;
 }
 
+// "upstream 'a1'" when the entry has a readable name (so even a key error names it), else "upstream".
+std::string entry_name(const std::string& kind, const YAML::Node& node) {
+  if (node.IsMap() && node["name"] && node["name"].IsScalar() && !node["name"].Scalar().empty()) {
+    return kind + " '" + node["name"].Scalar() + "'";
+  }
+  return kind;
+}
+
 UpstreamConfig parse_upstream(const y::Where& top, const YAML::Node& node, const std::string& base_dir) {
-  y::Where where{top.origin, "upstream"};
+  y::Where where{top.origin, entry_name("upstream", node)};
   y::check_keys(where, node, {"name", "url", "chip", "devices", "models", "api_key_file", "max_in_flight"});
   UpstreamConfig u;
   u.name = y::get_string(where, node, "name", true);
@@ -143,7 +151,7 @@ void parse_security(const y::Where& top, const YAML::Node& root, const std::stri
   c.heartbeat_timeout_s = positive(top, root, "heartbeat_timeout_s", c.heartbeat_timeout_s);
   std::set<std::string> names;
   for (const auto& t : y::get_list(top, root, "tenants", false)) {
-    y::Where where{top.origin, "tenant"};
+    y::Where where{top.origin, entry_name("tenant", t)};
     y::check_keys(where, t, {"name", "key_file", "requests_per_s", "burst", "max_body_bytes"});
     TenantConfig tenant;
     tenant.name = y::get_string(where, t, "name", true);
@@ -152,6 +160,9 @@ void parse_security(const y::Where& top, const YAML::Node& root, const std::stri
     tenant.key_file = resolve(base_dir, y::get_string(where, t, "key_file", true));
     tenant.requests_per_s = y::get_number(where, t, "requests_per_s", false, 0);
     tenant.burst = y::get_number(where, t, "burst", false, std::max(1.0, tenant.requests_per_s));
+    if (tenant.requests_per_s > 0 && tenant.burst < 1) {
+      y::fail_at(where, t["burst"], "burst", "must be at least 1 (a bucket that never holds a whole request refuses all)");
+    }
     tenant.max_body_bytes = static_cast<size_t>(y::get_count(where, t, "max_body_bytes", false, 0, int64_t{1} << 40));
     c.tenants.push_back(std::move(tenant));
   }
@@ -188,8 +199,9 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& o
   parse_sections(top, root, c);
   parse_security(top, root, base_dir, c);
   c.io_threads = static_cast<int>(y::get_count(top, root, "io_threads", false, c.io_threads, 256));
+  if (c.io_threads < 1) y::fail_at(top, root["io_threads"], "io_threads", "must be at least 1");
   c.upstream_threads = static_cast<int>(y::get_count(top, root, "upstream_threads", false, c.upstream_threads, 256));
-  if (c.io_threads < 1 || c.upstream_threads < 1) y::fail_at(top, root, "io_threads", "thread counts must be at least 1");
+  if (c.upstream_threads < 1) y::fail_at(top, root["upstream_threads"], "upstream_threads", "must be at least 1");
   c.max_body_bytes = static_cast<size_t>(
       y::get_count(top, root, "max_body_bytes", false, static_cast<int64_t>(c.max_body_bytes), int64_t{1} << 40));
   c.request_timeout_s = positive(top, root, "request_timeout_s", c.request_timeout_s);

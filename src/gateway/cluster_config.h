@@ -19,7 +19,8 @@ struct Endpoint {
 };
 
 /// Parses "http://host:port" (a trailing '/' is allowed; no path, no https); throws kInvalidArgument.
-Endpoint parse_http_url(const std::string& url);
+/// Port 0 (any free port) only when `allow_any_port`, for listening addresses.
+Endpoint parse_http_url(const std::string& url, bool allow_any_port = false);
 
 /// One upstream declared in the configuration (a mixserve node or any OpenAI-compatible engine).
 struct UpstreamConfig {
@@ -37,7 +38,7 @@ struct RoutingWeights {
   double queue = 1.0;     ///< penalty per unit of load (in flight / capacity)
   double kv = 0.5;        ///< penalty per unit of KV-cache use reported by the node
   double speed = 1.0;     ///< bonus for measured tokens/s relative to the fastest candidate
-  double affinity = 0.3;  ///< bonus for the upstream the prompt prefix hashes to
+  double affinity = 0.5;  ///< bonus for the upstream the prompt prefix hashes to
 };
 
 /// Routing settings.
@@ -76,7 +77,7 @@ struct TenantConfig {
   std::string name;              ///< shown in logs and metrics
   std::string key_file;          ///< Bearer keys of the tenant, one per line (serve's --api-key-file format)
   double requests_per_s = 0;     ///< sustained rate (0 = unlimited)
-  double burst = 0;              ///< bucket size (default: max(1, requests_per_s))
+  double burst = 1;              ///< bucket size, >= 1 (the file's default: max(1, requests_per_s))
   size_t max_body_bytes = 0;     ///< 0 = the listener's limit
 };
 

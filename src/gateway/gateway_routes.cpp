@@ -246,7 +246,9 @@ void Gateway::join(const std::shared_ptr<serve::HttpExchange>& exchange) {
   const std::string name = u.name;
   const std::string url = u.endpoint.url();
   const std::string chip = u.chip;
-  auto [upstream, fresh] = upstreams_.join(make_upstream(std::move(u), true));
+  auto candidate = make_upstream(std::move(u), true);
+  candidate->heartbeat(Clock::now());  // before it is visible: the health round removes silent nodes
+  auto [upstream, fresh] = upstreams_.join(std::move(candidate));
   upstream->heartbeat(Clock::now());
   if (fresh) {
     metrics_->watch(upstreams_, upstream);

@@ -30,6 +30,14 @@ double estimate_tokens(const json& body, const std::string& route) {
 
 bool retryable_status(int status) { return status == 429 || status >= 500; }
 
+// Shorter completions say more about overheads (and prefill) than about the upstream's decode speed.
+constexpr double kMinSpeedSampleTokens = 8;
+
+std::optional<double> speed_sample(double completion_tokens, double seconds) {
+  if (completion_tokens < kMinSpeedSampleTokens || seconds <= 0) return std::nullopt;
+  return completion_tokens / seconds;
+}
+
 }  // namespace
 
 ProxyCall::ProxyCall(ProxyContext context, std::shared_ptr<serve::HttpExchange> exchange, std::string route,
@@ -222,8 +230,7 @@ void ProxyCall::on_done(const std::string& error, bool got_header) {
     }
     upstream_->record_success();
     const double decode_s = std::chrono::duration<double>(now - first_data_at_).count();
-    upstream_->record_served(served, completion_tokens_ > 1 && decode_s > 0 ? std::optional(completion_tokens_ / decode_s) : std::nullopt,
-                             ctx_.config->routing.speed_alpha);
+    upstream_->record_served(served, speed_sample(completion_tokens_, decode_s), ctx_.config->routing.speed_alpha);
     ctx_.metrics->attempt(chosen_, "ok");
     exchange_->end_stream();
     return finish(saw_error_event_ ? "stream_error" : "ok", 200, served);
@@ -254,8 +261,7 @@ void ProxyCall::on_done(const std::string& error, bool got_header) {
     }
     upstream_->record_success();
     const double total_s = std::chrono::duration<double>(now - sent_at_).count();
-    upstream_->record_served(served, completion_tokens_ > 1 && total_s > 0 ? std::optional(completion_tokens_ / total_s) : std::nullopt,
-                             ctx_.config->routing.speed_alpha);
+    upstream_->record_served(served, speed_sample(completion_tokens_, total_s), ctx_.config->routing.speed_alpha);
   }
   ctx_.metrics->attempt(chosen_, "ok");
   std::string content_type = "application/json";

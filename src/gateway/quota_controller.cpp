@@ -59,13 +59,31 @@ QuotaDecision QuotaController::decide(double est_tokens, Clock::time_point now) 
   QuotaDecision d;
   std::ostringstream why;
   for (const auto& r : rules_) {
-    double t[2];
-    totals(r.basis, true, t);
-    const double extra = r.basis == policy::Basis::kServedTokens ? est_tokens : 0;
-    const double total = t[0] + t[1] + extra;
+    const bool tokens = r.basis == policy::Basis::kServedTokens;
+    const double extra = tokens ? est_tokens : 0;
     const double target = std::min(1.0, r.threshold + margin_);
-    const bool holds = r.strict ? t[1] > target * total : t[1] >= target * total;
-    const double share_after = total > 0 ? t[1] / total : 1.0;
+    const double res_d = tokens ? reserved_[1] : 0;
+    const double res_f = tokens ? reserved_[0] : 0;
+    // The window a moment from now holds a suffix of today's buckets plus what is in flight; so the
+    // rule must hold over every suffix (newest bucket, newest two, ..., all), not only the whole
+    // window, or old domestic-heavy buckets expiring would let the share sink below the threshold.
+    bool holds = true;
+    double worst_share = 1.0;
+    double dom = 0, all = 0;
+    const size_t n = buckets_.size();
+    for (size_t k = 0; k <= n; ++k) {
+      if (k > 0) {
+        const Bucket& b = buckets_[n - k];
+        dom += tokens ? b.tokens[1] : b.device_s[1];
+        all += tokens ? b.tokens[0] + b.tokens[1] : b.device_s[0] + b.device_s[1];
+      }
+      if (k == 0 && n > 0) continue;  // in-flight work alone is judged only when the window is empty
+      const double d_k = dom + res_d;
+      const double total = all + res_d + res_f + extra;
+      const bool ok = r.strict ? d_k > target * total : d_k >= target * total;
+      if (total > 0) worst_share = std::min(worst_share, d_k / total);
+      if (!ok) holds = false;
+    }
     if (holds) continue;
     if (r.mode == policy::Mode::kEnforce) {
       d.foreign_allowed = false;
@@ -74,7 +92,7 @@ QuotaDecision QuotaController::decide(double est_tokens, Clock::time_point now) 
     }
     if (!why.str().empty()) why << "; ";
     why << "rule '" << r.name << "' (" << policy::basis_name(r.basis) << " >= " << r.threshold
-        << "): domestic share would fall to " << share_after << " if a foreign upstream served this request";
+        << "): domestic share would fall to " << worst_share << " if a foreign upstream served this request";
   }
   d.reason = why.str().empty() ? "every usage rule holds with this request on any upstream" : why.str();
   return d;

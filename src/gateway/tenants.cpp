@@ -26,7 +26,7 @@ bool Tenants::admit(size_t tenant, Clock::time_point now, double* retry_after_s)
   if (rate <= 0) return true;
   const double elapsed = std::chrono::duration<double>(now - t.refilled).count();
   t.tokens = std::min(t.config.burst, t.tokens + std::max(0.0, elapsed) * rate);
-  t.refilled = now;
+  t.refilled = std::max(t.refilled, now);  // callers read the clock before the lock: never credit twice
   if (t.tokens >= 1) {
     t.tokens -= 1;
     return true;

@@ -93,6 +93,7 @@ void Upstream::record_failure(const std::string& why, int threshold, double open
   if (is_request) ++requests_failed_;
   ++consecutive_failures_;
   last_error_ = why;
+  if (circuit_ == Circuit::kOpen) return;  // already open: a late failure (an older request, a check) changes nothing
   const bool trial_failed = circuit_ == Circuit::kHalfOpen;
   if (trial_failed || consecutive_failures_ >= threshold) {
     open_for_s_ = trial_failed ? std::min(60.0, std::max(open_s, open_for_s_ * 2)) : open_s;
@@ -180,7 +181,10 @@ std::pair<std::shared_ptr<Upstream>, bool> UpstreamSet::join(std::shared_ptr<Ups
     if (u->name() != upstream->name()) continue;
     const auto& a = u->config();
     const auto& b = upstream->config();
-    if (a.endpoint.url() == b.endpoint.url() && a.chip == b.chip && a.devices == b.devices) return {u, false};
+    if (a.endpoint.url() == b.endpoint.url() && a.chip == b.chip && a.devices == b.devices && a.models == b.models &&
+        a.max_in_flight == b.max_in_flight) {
+      return {u, false};
+    }
     u = std::move(upstream);  // the node came back changed: requests in flight keep the old object
     return {u, true};
   }

@@ -111,9 +111,6 @@ uint16_t Server::start() {
   }
   running_ = true;
   const auto& limits = scheduler_->options();
-  log_info("serving '", model_id_, "' on http://", options_.http.host, ":", port, " (", limits.max_seqs,
-           " sequences, context ", limits.batch.max_seq_len, " tokens, ", scheduler_->stats().kv.total,
-           " KV blocks of ", limits.batch.block_size, " tokens)");
   if (!options_.join_url.empty()) {
     JoinOptions join;
     join.gateway_url = options_.join_url;
@@ -132,6 +129,10 @@ uint16_t Server::start() {
       throw;
     }
   }
+  // Printed once the node takes requests (and has joined its gateway): tests and scripts wait for it.
+  log_info("serving '", model_id_, "' on http://", options_.http.host, ":", port, " (", limits.max_seqs,
+           " sequences, context ", limits.batch.max_seq_len, " tokens, ", scheduler_->stats().kv.total,
+           " KV blocks of ", limits.batch.block_size, " tokens)");
   return port;
 }
 
