@@ -1,4 +1,5 @@
-// `mixserve bench --serve`: the serving benchmark (cmd_bench_serve.cpp).
+// `mixserve bench --serve`: the serving benchmark (cmd_bench_serve.cpp); `mixserve bench --gateway`:
+// the gateway's overhead against calling a node directly (cmd_bench_gateway.cpp).
 #pragma once
 
 #include <vector>
@@ -23,5 +24,18 @@ struct ServeBenchFlags {
 
 /// Loads the model, serves it on loopback and runs one load test per concurrency level.
 void bench_serve(const ModelFlags& model, const ServeBenchFlags& flags);
+
+/// Settings of the gateway benchmark.
+struct GatewayBenchFlags {
+  bool enabled = false;                       ///< --gateway given
+  std::vector<double> rates = {250, 500, 1000};  ///< offered requests/s, one open-loop run each
+  double seconds = 5;                         ///< length of each run
+
+  /// Registers --gateway, --rates, --gateway-seconds on `cmd`.
+  void add_to(CLI::App* cmd);
+};
+
+/// Serves the model on loopback behind a gateway and measures the gateway's added latency and capacity.
+void bench_gateway(const ModelFlags& model, const GatewayBenchFlags& flags);
 
 }  // namespace mixserve::cli

@@ -18,10 +18,12 @@ struct BenchFlags {
   BenchOptions bench;
   size_t probe_bytes = size_t{1} << 30;
   ServeBenchFlags serve;
+  GatewayBenchFlags gateway;
 };
 
 void bench(const BenchFlags& f) {
   if (f.serve.enabled) return bench_serve(f.model, f.serve);
+  if (f.gateway.enabled) return bench_gateway(f.model, f.gateway);
   auto model = f.model.load();
   if (!model) return;
   const ModelConfig& c = model->config();
@@ -99,6 +101,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--probe-bytes", flags->probe_bytes, "buffer size of the bandwidth probe")
       ->check(CLI::Range(size_t{1} << 20, size_t{1} << 36))->capture_default_str();
   flags->serve.add_to(cmd);
+  flags->gateway.add_to(cmd);
   cmd->callback([flags] { bench(*flags); });
 }
 

@@ -25,6 +25,10 @@ void add_ledger_command(CLI::App& app);
 void add_policy_command(CLI::App& app);
 /// `mixserve report`: domestic share over time, violations and durations, from the ledger (cmd_report.cpp).
 void add_report_command(CLI::App& app);
+/// `mixserve gateway`: the OpenAI-compatible front door over a mixed fleet (cmd_gateway.cpp).
+void add_gateway_command(CLI::App& app);
+/// `mixserve burst`: a burst of requests through a gateway, tallied by upstream (cmd_burst.cpp).
+void add_burst_command(CLI::App& app);
 /// `mixserve chips`: the chip catalogue as a table or JSON.
 void add_chips_command(CLI::App& app);
 /// Adds `--inventory [--json] [--catalogue F] [--home CC]` to `mixserve devices`; the returned function

@@ -6,7 +6,7 @@
 
 #include "common/error.h"
 #include "fleet/yaml_check.h"
-#include "serve/join_client.h"
+#include "serve/api_keys.h"
 
 namespace mixserve::gateway {
 

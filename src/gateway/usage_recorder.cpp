@@ -76,7 +76,6 @@ void UsageRecorder::loop() {
     lock.unlock();
     try {
       if (!ledger) ledger.emplace(policy::Ledger::open(path_));
-      for (auto& [kind, payload] : events) ledger->append(kind, payload);
       for (const auto& [name, t] : tallies) {
         if (t.tokens <= 0 && t.device_seconds <= 0) continue;
         ledger->append(policy::RecordKind::kUsageSample,
@@ -84,6 +83,7 @@ void UsageRecorder::loop() {
                         {"from", from}, {"to", to}, {"served_tokens", t.tokens},
                         {"device_hours", t.device_seconds / 3600.0}, {"requests", t.requests}});
       }
+      for (auto& [kind, payload] : events) ledger->append(kind, payload);
     } catch (const std::exception& e) {
       log_error("gateway: cannot write to the ledger ", path_, ": ", e.what());
     }

@@ -33,4 +33,8 @@ class ApiKeys {
   std::vector<std::array<unsigned char, 32>> digests_;  // SHA-256 of each key
 };
 
+/// The first key of a key or token file (the format of ApiKeys::load), e.g. the key a client sends.
+/// Throws kNotFound (unreadable) or kInvalidArgument (malformed, or no key), naming the file.
+std::string read_token_file(const std::string& path);
+
 }  // namespace mixserve::serve

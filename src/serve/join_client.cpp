@@ -1,31 +1,10 @@
 #include "serve/join_client.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "common/error.h"
 #include "common/log.h"
-#include "serve/api_keys.h"
 #include "serve/http_client.h"
 
 namespace mixserve::serve {
-
-std::string read_token_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail(ErrorCode::kNotFound, path, ": cannot read the token file");
-  std::stringstream text;
-  text << in.rdbuf();
-  ApiKeys::parse(text.str(), path);  // validates the format
-  std::string line;
-  std::istringstream lines(text.str());
-  while (std::getline(lines, line)) {
-    const size_t a = line.find_first_not_of(" \t\r");
-    if (a == std::string::npos || line[a] == '#') continue;
-    const size_t b = line.find_last_not_of(" \t\r");
-    return line.substr(a, b - a + 1);
-  }
-  fail(ErrorCode::kInvalidArgument, path, ": no token");
-}
 
 namespace {
 

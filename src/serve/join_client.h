@@ -27,9 +27,6 @@ struct JoinOptions {
   int64_t max_in_flight = 64;       ///< requests the gateway may send at once
 };
 
-/// Reads the first key of a token file (same format as --api-key-file); throws kNotFound/kInvalidArgument.
-std::string read_token_file(const std::string& path);
-
 /// The heartbeat thread.
 class JoinClient {
  public:

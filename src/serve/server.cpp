@@ -14,6 +14,7 @@
 #include "fleet/catalogue.h"
 #include "model/chat_template.h"
 #include "model/gguf.h"
+#include "serve/api_keys.h"
 #include "serve/join_client.h"
 #include "serve/metrics.h"
 #include "serve/openai_response.h"
