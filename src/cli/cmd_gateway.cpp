@@ -3,6 +3,7 @@
 #include <csignal>
 
 #include "cli/commands.h"
+#include "cli/signals.h"
 #include "common/log.h"
 #include "gateway/cluster_config.h"
 #include "gateway/gateway.h"
@@ -17,12 +18,7 @@ struct GatewayFlags {
 };
 
 void gateway_until_signal(const GatewayFlags& f) {
-  // SIGINT and SIGTERM are taken by sigwait: block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigset_t signals = block_termination_signals();
 
   gateway::ClusterConfig config = gateway::load_cluster_config(f.config);
   if (!f.listen.empty()) config.listen = gateway::parse_http_url("http://" + f.listen, true);

@@ -2,10 +2,13 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/signals.h"
 #include "cli/model_flags.h"
 #include "common/log.h"
+#include "serve/model_host.h"
 #include "serve/server.h"
 
 namespace mixserve::cli {
@@ -15,17 +18,45 @@ struct ServeFlags {
   ModelFlags model;
   serve::ServeOptions serve;
   int64_t ctx = 0;
+  std::string models_dir;        // host mode: replicas from this folder, changed through the admin API
+  std::string admin_token_file;  // host mode: tokens of the admin API
+  uint16_t admin_port = 0;       // host mode: admin listener port (0 = any)
 };
 
-void serve_until_signal(const ServeFlags& f) {
-  // SIGINT and SIGTERM are taken by sigwait below: block them before any thread starts, so that
-  // every thread inherits the mask and none is interrupted.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+// --models-dir: a ModelHost whose replicas load from the folder; the -m file is the first replica.
+void host_until_signal(const ServeFlags& f, sigset_t signals) {
+  namespace fs = std::filesystem;
+  const std::string first = f.serve.model_id.empty() ? fs::path(f.model.path).stem().string() : f.serve.model_id;
+  std::error_code ec;
+  if (!fs::equivalent(f.model.path, fs::path(f.models_dir) / (first + ".gguf"), ec)) {
+    throw CLI::ValidationError("-m", "with --models-dir, the first model must be <models-dir>/<alias or name>.gguf");
+  }
+  serve::ModelHostOptions o;
+  o.replica = f.serve;
+  o.replica.scheduler.batch.max_seq_len = f.ctx;
+  if (o.replica.node_name.empty()) o.replica.node_name = "node";
+  o.models_dir = f.models_dir;
+  o.admin_token_file = f.admin_token_file;
+  o.admin_http.host = f.serve.http.host;
+  o.admin_http.port = f.admin_port;
+  const ModelFlags flags = f.model;
+  o.load_model = [flags](const std::string& path) {
+    ModelFlags m = flags;
+    m.path = path;
+    return m.load();
+  };
+  serve::ModelHost host(o);
+  host.start(first);
+  int signal = 0;
+  sigwait(&signals, &signal);
+  log_info("received ", signal == SIGINT ? "SIGINT" : "SIGTERM", "; draining every replica");
+  host.shutdown();
+}
 
+void serve_until_signal(const ServeFlags& f) {
+  sigset_t signals = block_termination_signals();
+
+  if (!f.models_dir.empty()) return host_until_signal(f, signals);
   auto model = f.model.load();
   if (!model) return;
   serve::ServeOptions options = f.serve;
@@ -94,7 +125,16 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--devices", o.devices, "accelerators this node counts as at the gateway (device-hours)")
       ->check(CLI::Range(int64_t{1}, int64_t{1'000'000}))
       ->capture_default_str();
+  cmd->add_option("--models-dir", flags->models_dir,
+                  "host replicas of any model of this folder (<name>.gguf); the admin API changes them at run time")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--admin-token-file", flags->admin_token_file, "tokens of the admin API (with --models-dir)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--admin-port", flags->admin_port, "port of the admin API (0 = any, printed at start)");
   cmd->callback([flags] {
+    if (!flags->models_dir.empty() && flags->admin_token_file.empty()) {
+      throw CLI::ValidationError("--models-dir", "needs --admin-token-file");
+    }
     if (!flags->serve.join_url.empty() && flags->serve.join_token_file.empty()) {
       throw CLI::ValidationError("--join", "needs --join-token-file");
     }

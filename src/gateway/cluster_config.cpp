@@ -148,6 +148,7 @@ void parse_sections(const y::Where& top, const YAML::Node& root, ClusterConfig& 
 void parse_security(const y::Where& top, const YAML::Node& root, const std::string& base_dir, ClusterConfig& c) {
   c.admin_token_file = resolve(base_dir, y::get_string(top, root, "admin_token_file", false));
   c.join_token_file = resolve(base_dir, y::get_string(top, root, "join_token_file", false));
+  c.node_admin_token_file = resolve(base_dir, y::get_string(top, root, "node_admin_token_file", false));
   c.heartbeat_timeout_s = positive(top, root, "heartbeat_timeout_s", c.heartbeat_timeout_s);
   std::set<std::string> names;
   for (const auto& t : y::get_list(top, root, "tenants", false)) {
@@ -175,7 +176,7 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& o
   const y::Where top{origin, ""};
   y::check_keys(top, root,
                 {"listen", "fleet", "policy", "catalogue", "home_country", "ledger", "usage_interval_s", "upstreams",
-                 "routing", "health", "retry", "quota", "tenants", "admin_token_file", "join_token_file",
+                 "routing", "health", "retry", "quota", "tenants", "admin_token_file", "join_token_file", "node_admin_token_file",
                  "heartbeat_timeout_s", "io_threads", "upstream_threads", "max_body_bytes", "request_timeout_s",
                  "max_connections", "description"});
   ClusterConfig c;

@@ -31,6 +31,8 @@ struct UpstreamConfig {
   std::vector<std::string> models;  ///< models it serves; empty = learnt from /v1/node or /v1/models
   std::string api_key;              ///< Bearer key sent to it (from api_key_file); empty = none
   int64_t max_in_flight = 64;       ///< requests the gateway sends it at once; more wait or go elsewhere
+  std::string node;                 ///< machine it runs on (joined replicas of a model host; "" = name)
+  std::string admin_url;            ///< that machine's admin API for placement ("" = none)
 };
 
 /// Weights of the routing score (docs/gateway.md, "Routing").
@@ -99,6 +101,7 @@ struct ClusterConfig {
   std::vector<TenantConfig> tenants;         ///< empty = no tenant keys required
   std::string admin_token_file;              ///< admin tokens ("" = admin endpoints disabled)
   std::string join_token_file;               ///< node join tokens ("" = joining disabled)
+  std::string node_admin_token_file;         ///< token the gateway sends to nodes' admin APIs (placement apply)
   double heartbeat_timeout_s = 10;           ///< a joined node silent this long is removed
   int io_threads = 2;                        ///< front-door I/O threads
   int upstream_threads = 2;                  ///< upstream I/O threads

@@ -24,6 +24,7 @@ Gateway::Gateway(ClusterConfig config) : config_(std::move(config)), catalogue_(
   tenants_ = std::make_unique<Tenants>(config_.tenants);
   if (!config_.admin_token_file.empty()) admin_keys_ = serve::ApiKeys::load(config_.admin_token_file);
   if (!config_.join_token_file.empty()) join_keys_ = serve::ApiKeys::load(config_.join_token_file);
+  if (!config_.node_admin_token_file.empty()) node_admin_token_ = serve::read_token_file(config_.node_admin_token_file);
   for (const auto& u : config_.upstreams) {
     if (!catalogue_.find(u.chip)) {
       fail(ErrorCode::kInvalidArgument, config_.origin, ": upstream '", u.name, "': chip '", u.chip,

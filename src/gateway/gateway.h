@@ -81,6 +81,7 @@ class Gateway {
   std::unique_ptr<Tenants> tenants_;
   serve::ApiKeys admin_keys_;
   serve::ApiKeys join_keys_;
+  std::string node_admin_token_;  // sent to nodes' admin APIs
   std::unique_ptr<UsageRecorder> usage_;
   std::unique_ptr<UpstreamClient> client_;
   std::unique_ptr<HealthChecker> health_;

@@ -2,10 +2,12 @@
 // explanation, node join and heartbeat, admin (list, drain, undrain).
 #include <algorithm>
 #include <set>
+#include <thread>
 
 #include "common/error.h"
 #include "common/log.h"
 #include "gateway/gateway.h"
+#include "gateway/placement_apply.h"
 #include "gateway/router.h"
 #include "policy/evaluate.h"
 #include "serve/openai_response.h"
@@ -227,6 +229,8 @@ void Gateway::join(const std::shared_ptr<serve::HttpExchange>& exchange) {
     u.devices = body.value("devices", int64_t{1});
     u.max_in_flight = body.value("max_in_flight", int64_t{64});
     if (body.contains("models")) u.models = body.at("models").get<std::vector<std::string>>();
+    u.node = body.value("node", "");
+    if (body.contains("admin_url")) u.admin_url = parse_http_url(body.at("admin_url").get<std::string>()).url();
     if (u.name.empty() || u.chip.empty() || u.devices < 1 || u.max_in_flight < 1) {
       fail(ErrorCode::kInvalidArgument, "name and chip must be non-empty; devices and max_in_flight at least 1");
     }
@@ -270,6 +274,22 @@ void Gateway::admin(const std::shared_ptr<serve::HttpExchange>& exchange) {
   if (!admin_keys_.allows(req.header("authorization"))) {
     return reply_error(*exchange, route, 401, "Incorrect or missing admin token", "invalid_request_error",
                        "invalid_admin_token");
+  }
+  if (req.path == "/admin/placement/apply") {
+    if (req.method != "POST") return reply_error(*exchange, route, 405, "use POST", "invalid_request_error");
+    std::map<std::string, std::map<std::string, int64_t>> desired;
+    try {
+      desired = desired_replicas(json::parse(req.body, nullptr, false));
+    } catch (const Error& e) {
+      return reply_error(*exchange, route, 400, e.what(), "invalid_request_error");
+    }
+    // Nodes load models for seconds: apply on a thread of its own and reply from there.
+    std::thread([this, exchange, desired, route] {
+      json result = apply_plan(desired, upstreams_, node_admin_token_, config_.retry.first_byte_timeout_s);
+      if (usage_) usage_->record(policy::RecordKind::kPlacement, {{"event", "placement_applied"}, {"result", result}});
+      reply_json(*exchange, route, 200, result);
+    }).detach();
+    return;
   }
   if (req.path == "/admin/upstreams") {
     if (req.method != "GET") return reply_error(*exchange, route, 405, "use GET", "invalid_request_error");

@@ -23,6 +23,8 @@ nlohmann::json UpstreamSnapshot::to_json() const {
                       {"country", country},
                       {"devices", devices},
                       {"joined", joined},
+                      {"node", node},
+                      {"admin_url", admin_url},
                       {"models", models},
                       {"healthy", healthy},
                       {"circuit", circuit_name(circuit)},
@@ -150,6 +152,8 @@ UpstreamSnapshot Upstream::snapshot() const {
   s.country = country_;
   s.devices = config_.devices;
   s.joined = joined_;
+  s.node = config_.node.empty() ? config_.name : config_.node;
+  s.admin_url = config_.admin_url;
   s.models = models_;
   s.circuit = circuit_;
   s.healthy = healthy_;
@@ -182,7 +186,7 @@ std::pair<std::shared_ptr<Upstream>, bool> UpstreamSet::join(std::shared_ptr<Ups
     const auto& a = u->config();
     const auto& b = upstream->config();
     if (a.endpoint.url() == b.endpoint.url() && a.chip == b.chip && a.devices == b.devices && a.models == b.models &&
-        a.max_in_flight == b.max_in_flight) {
+        a.max_in_flight == b.max_in_flight && a.node == b.node && a.admin_url == b.admin_url) {
       return {u, false};
     }
     u = std::move(upstream);  // the node came back changed: requests in flight keep the old object

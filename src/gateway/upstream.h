@@ -34,6 +34,8 @@ struct UpstreamSnapshot {
   std::string country;               ///< chip's country ("" when not in the catalogue)
   int64_t devices = 1;               ///< accelerators
   bool joined = false;               ///< joined at run time (else declared in the config)
+  std::string node;                  ///< machine it runs on ("" = its own name)
+  std::string admin_url;             ///< the machine's admin API ("" = none)
   std::vector<std::string> models;   ///< models served
   Circuit circuit = Circuit::kClosed;
   bool healthy = false;              ///< last check passed (or not checked yet and no failure)

@@ -123,6 +123,11 @@ class Exchange : public UpstreamCall, public std::enable_shared_from_this<Exchan
     conn_ = state_->take(key_);
     reused_ = conn_ != nullptr;
     if (reused_) return write();
+    open_fresh();
+  }
+
+  // A new connection: resolve, then connect.
+  void open_fresh() {
     conn_ = std::make_unique<Conn>(state_->ioc);
     auto resolver = std::make_shared<tcp::resolver>(strand_);
     resolver->async_resolve(req_.endpoint.host, std::to_string(req_.endpoint.port),
@@ -149,16 +154,8 @@ class Exchange : public UpstreamCall, public std::enable_shared_from_this<Exchan
   bool retry_fresh() {
     if (!reused_ || retried_ || got_header_ || cancelled_) return false;
     retried_ = true;
-    conn_.reset();
     reused_ = false;
-    conn_ = std::make_unique<Conn>(state_->ioc);
-    auto resolver = std::make_shared<tcp::resolver>(strand_);
-    resolver->async_resolve(req_.endpoint.host, std::to_string(req_.endpoint.port),
-                            on_strand([self = shared_from_this(), resolver](beast::error_code ec,
-                                                                            tcp::resolver::results_type results) {
-                              if (ec) return self->finish("cannot resolve " + self->key_ + ": " + ec.message());
-                              self->connect(results);
-                            }));
+    open_fresh();
     return true;
   }
 

@@ -21,21 +21,23 @@ UsageRecorder::~UsageRecorder() {
   thread_.join();
 }
 
-void UsageRecorder::add_tokens(const UpstreamSnapshot& upstream, double tokens) {
-  std::lock_guard lock(mutex_);
+UsageRecorder::Tally& UsageRecorder::tally_of(const UpstreamSnapshot& upstream) {
   Tally& t = tallies_[upstream.name];
   t.chip = upstream.chip;
   t.domestic = upstream.domestic;
+  return t;
+}
+
+void UsageRecorder::add_tokens(const UpstreamSnapshot& upstream, double tokens) {
+  std::lock_guard lock(mutex_);
+  Tally& t = tally_of(upstream);
   t.tokens += tokens;
   ++t.requests;
 }
 
 void UsageRecorder::add_device_seconds(const UpstreamSnapshot& upstream, double device_seconds) {
   std::lock_guard lock(mutex_);
-  Tally& t = tallies_[upstream.name];
-  t.chip = upstream.chip;
-  t.domestic = upstream.domestic;
-  t.device_seconds += device_seconds;
+  tally_of(upstream).device_seconds += device_seconds;
 }
 
 void UsageRecorder::record(policy::RecordKind kind, nlohmann::json payload) {

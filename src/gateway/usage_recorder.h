@@ -48,6 +48,7 @@ class UsageRecorder {
     int64_t requests = 0;
   };
   void loop();
+  Tally& tally_of(const UpstreamSnapshot& upstream);  // mutex_ held
 
   const std::string path_;
   const double interval_s_;

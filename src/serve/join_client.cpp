@@ -38,8 +38,11 @@ JoinClient::JoinClient(JoinOptions options) : options_(std::move(options)) {
 }
 
 nlohmann::json JoinClient::join_body() const {
-  return {{"name", options_.name},     {"url", options_.advertise_url}, {"chip", options_.chip},
-          {"devices", options_.devices}, {"models", options_.models},   {"max_in_flight", options_.max_in_flight}};
+  nlohmann::json body = {{"name", options_.name},     {"url", options_.advertise_url}, {"chip", options_.chip},
+                         {"devices", options_.devices}, {"models", options_.models},   {"max_in_flight", options_.max_in_flight}};
+  if (!options_.node.empty()) body["node"] = options_.node;
+  if (!options_.admin_url.empty()) body["admin_url"] = options_.admin_url;
+  return body;
 }
 
 JoinClient::~JoinClient() {

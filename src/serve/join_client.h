@@ -25,6 +25,8 @@ struct JoinOptions {
   int64_t devices = 1;              ///< accelerators
   std::vector<std::string> models;  ///< model ids served
   int64_t max_in_flight = 64;       ///< requests the gateway may send at once
+  std::string node;                 ///< machine it runs on, when one machine hosts several replicas ("" = name)
+  std::string admin_url;            ///< the machine's admin API for placement ("" = none)
 };
 
 /// The heartbeat thread.

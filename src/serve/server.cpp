@@ -123,6 +123,8 @@ uint16_t Server::start() {
     join.devices = options_.devices;
     join.models = {model_id_};
     join.max_in_flight = limits.max_seqs + limits.max_queue;
+    join.node = options_.node_group;
+    join.admin_url = options_.admin_url;
     try {
       join_ = std::make_unique<JoinClient>(join);
     } catch (...) {

@@ -35,6 +35,8 @@ struct ServeOptions {
   std::string node_name;            ///< name at the gateway ("" = hostname-port)
   std::string advertise_url;        ///< URL the gateway calls ("" = http://host:port)
   int64_t devices = 1;              ///< accelerators this node counts as at the gateway
+  std::string node_group;           ///< the machine this replica runs on, told to the gateway ("" = node_name)
+  std::string admin_url;            ///< the machine's admin API (ModelHost), told to the gateway ("" = none)
 };
 
 /// One node serving one model.

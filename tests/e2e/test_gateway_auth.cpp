@@ -63,6 +63,7 @@ TEST_F(GatewayAuth, EveryProtectedPathRefusesMissingWrongAndOtherRolesTokens) {
       {{"GET", "/admin/upstreams", ""}, admin_},
       {{"POST", "/admin/upstreams/a1/drain", ""}, admin_},
       {{"POST", "/admin/upstreams/a1/undrain", ""}, admin_},
+      {{"POST", "/admin/placement/apply", R"({"models":[]})"}, admin_},
       {{"POST", "/v1/join", join_body}, join_},
       {{"POST", "/v1/leave", R"({"name":"x1"})"}, join_},
   };
