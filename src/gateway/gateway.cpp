@@ -110,6 +110,7 @@ void Gateway::shutdown(double drain_timeout_s) {
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(drain_timeout_s));
   while (in_flight() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (in_flight() > 0) log_warn("gateway: ", in_flight(), " requests still in flight at shutdown; they are cut");
+  while (background_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   stop_ = true;
   if (sampler_.joinable()) sampler_.join();
   health_.reset();

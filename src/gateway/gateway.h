@@ -89,6 +89,7 @@ class Gateway {
   std::thread sampler_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> draining_{false};
+  std::atomic<int> background_{0};  // admin work on threads of its own (placement apply)
   mutable std::mutex calls_mutex_;
   std::map<uint64_t, std::shared_ptr<ProxyCall>> calls_;
   uint64_t next_call_ = 1;

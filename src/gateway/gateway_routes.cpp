@@ -258,7 +258,8 @@ void Gateway::join(const std::shared_ptr<serve::HttpExchange>& exchange) {
     metrics_->watch(upstreams_, upstream);
     log_info("gateway: node '", name, "' joined from ", url, " (chip ", chip, ")");
     if (usage_) usage_->record(policy::RecordKind::kFleetChange, {{"event", "node_joined"}, {"node", name}, {"url", url}, {"chip", chip}});
-    check_upstream(*upstream, config_.health);
+    // Learn its capacity and load at once, off the I/O thread (a slow node must not hold the front door).
+    std::thread([upstream, health = config_.health] { check_upstream(*upstream, health); }).detach();
   }
   reply_json(*exchange, route, 200,
              {{"status", fresh ? "joined" : "ok"}, {"heartbeat_interval_s", config_.heartbeat_timeout_s / 3}});
@@ -284,10 +285,12 @@ void Gateway::admin(const std::shared_ptr<serve::HttpExchange>& exchange) {
       return reply_error(*exchange, route, 400, e.what(), "invalid_request_error");
     }
     // Nodes load models for seconds: apply on a thread of its own and reply from there.
+    ++background_;
     std::thread([this, exchange, desired, route] {
       json result = apply_plan(desired, upstreams_, node_admin_token_, config_.retry.first_byte_timeout_s);
       if (usage_) usage_->record(policy::RecordKind::kPlacement, {{"event", "placement_applied"}, {"result", result}});
       reply_json(*exchange, route, 200, result);
+      --background_;
     }).detach();
     return;
   }

@@ -69,7 +69,14 @@ ProxyCall::ProxyCall(ProxyContext context, std::shared_ptr<serve::HttpExchange> 
 void ProxyCall::start() {
   auto self = shared_from_this();
   exchange_->on_disconnect([weak = std::weak_ptr<ProxyCall>(self)] {
-    if (auto call = weak.lock(); call && call->call_) call->call_->cancel();
+    const auto call = weak.lock();
+    if (!call) return;
+    std::shared_ptr<UpstreamCall> upstream_call;
+    {
+      std::lock_guard lock(call->call_mutex_);
+      upstream_call = call->call_;
+    }
+    if (upstream_call) upstream_call->cancel();
   });
   route();
 }
@@ -155,7 +162,9 @@ void ProxyCall::send(const ScoredUpstream& chosen, const RouteRanking& ranking) 
   h.on_header = [self](int status, const serve::HttpHeaders& headers) { self->on_header(status, headers); };
   h.on_body = [self](std::string_view data) { return self->on_body(data); };
   h.on_done = [self](const std::string& error, bool got_header) { self->on_done(error, got_header); };
-  call_ = ctx_.client->send(std::move(req), std::move(h));
+  auto call = ctx_.client->send(std::move(req), std::move(h));
+  std::lock_guard lock(call_mutex_);
+  call_ = std::move(call);
 }
 
 serve::HttpHeaders ProxyCall::route_headers() const {
@@ -209,7 +218,10 @@ void ProxyCall::forward_event(const std::string& data) {
 }
 
 void ProxyCall::on_done(const std::string& error, bool got_header) {
-  call_.reset();
+  {
+    std::lock_guard lock(call_mutex_);
+    call_.reset();
+  }
   const auto now = Clock::now();
   if (streaming_) {
     const double served = usage_seen_ ? prompt_tokens_ + completion_tokens_ : chunks_;

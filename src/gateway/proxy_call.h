@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -83,6 +84,7 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
   std::shared_ptr<Upstream> upstream_;
   UpstreamSnapshot chosen_;
   std::string route_summary_;
+  std::mutex call_mutex_;  // call_ is also read by the client-disconnect callback (front-door thread)
   std::shared_ptr<UpstreamCall> call_;
   uint64_t ticket_ = 0;
   int status_ = 0;
