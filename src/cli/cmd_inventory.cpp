@@ -2,12 +2,12 @@
 // (CPU, NVIDIA, Ascend, Cambricon, Hygon) with its chip catalogue id and whether it is domestic.
 #include <cstdio>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "fleet/catalogue.h"
 #include "fleet/inventory.h"
+#include "fleet/inventory_json.h"
 
 namespace mixserve::cli {
 namespace {
@@ -29,22 +29,7 @@ void print_inventory(const InventoryOptions& o) {
   if (!o.catalogue_file.empty()) catalogue.apply_overrides(o.catalogue_file);
   const auto devices = fleet::discover_devices(catalogue);
   if (o.json) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& d : devices) {
-      out.push_back({{"source", d.source},
-                     {"vendor", d.vendor},
-                     {"name", d.name},
-                     {"index", d.index},
-                     {"uuid_or_bus", d.uuid_or_bus},
-                     {"memory_bytes", d.memory_bytes},
-                     {"chip_id", d.chip_id ? nlohmann::json(*d.chip_id) : nlohmann::json()},
-                     {"domestic", d.chip_id ? nlohmann::json(catalogue.is_domestic(*d.chip_id, o.home))
-                                            : nlohmann::json()},
-                     {"status", d.status},
-                     {"detail", d.detail}});
-    }
-    // Invalid UTF-8 from a vendor tool is replaced rather than aborting the listing.
-    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("%s\n", fleet::inventory_json(devices, catalogue, o.home).c_str());
     return;
   }
   std::printf("%-14s %4s  %-10s %-32s %-20s %-8s %10s  %-18s %s\n", "source", "idx", "vendor", "name", "chip",

@@ -17,6 +17,7 @@
 #include "policy/measure.h"
 #include "policy/policy.h"
 #include "policy/render.h"
+#include "policy/report.h"
 #include "policy/usage.h"
 
 namespace mixserve::cli {
@@ -26,6 +27,9 @@ struct CheckFlags {
   std::string fleet;
   std::string policy;
   std::string usage;
+  std::string usage_ledger;
+  std::string usage_from;
+  std::string usage_to;
   std::vector<std::string> catalogues;
   std::vector<std::string> changes;
   std::string ledger;
@@ -44,6 +48,49 @@ auto as_bad_input(F&& f) {
   }
 }
 
+// Usage from a usage file or from the ledger's usage_sample records; `source` says which, for the output.
+struct LoadedUsage {
+  std::optional<policy::Usage> usage;
+  nlohmann::json source;  // null when no usage was given
+};
+
+LoadedUsage read_usage(const CheckFlags& flags, const fleet::Fleet& fl, const fleet::Catalogue& catalogue) {
+  LoadedUsage out;
+  if (!flags.usage.empty() && !flags.usage_ledger.empty()) {
+    fail(ErrorCode::kInvalidArgument, "give --usage or --usage-ledger, not both");
+  }
+  if (flags.usage_ledger.empty() && (!flags.usage_from.empty() || !flags.usage_to.empty())) {
+    fail(ErrorCode::kInvalidArgument, "--usage-from and --usage-to need --usage-ledger");
+  }
+  if (!flags.usage.empty()) {
+    out.usage = as_bad_input([&] { return policy::load_usage(flags.usage, fl, catalogue); });
+    out.source = {{"source", "file"}, {"path", flags.usage}};
+    return out;
+  }
+  if (flags.usage_ledger.empty()) return out;
+  const auto from = flags.usage_from.empty() ? "" : policy::parse_report_time(flags.usage_from, "--usage-from");
+  const auto to = flags.usage_to.empty() ? "" : policy::parse_report_time(flags.usage_to, "--usage-to");
+  if (!from.empty() && !to.empty() && from >= to) {
+    fail(ErrorCode::kInvalidArgument, "--usage-from ", flags.usage_from, " must be before --usage-to ", flags.usage_to);
+  }
+  // A ledger that is missing, not a ledger, fails verify or holds a malformed sample is bad input.
+  auto counted = as_bad_input([&] {
+    const auto ledger = policy::Ledger::open(flags.usage_ledger, policy::LedgerOpenMode::kExisting);
+    return policy::usage_from_ledger(ledger, from, to, fl, catalogue);
+  });
+  for (const auto& w : counted.warnings) std::fprintf(stderr, "mixserve: warning: %s\n", w.c_str());
+  auto text_or_null = [](const std::string& t) { return t.empty() ? nlohmann::json(nullptr) : nlohmann::json(t); };
+  out.source = {{"source", "ledger"},
+                {"path", flags.usage_ledger},
+                {"from", text_or_null(counted.usage.from)},
+                {"to", text_or_null(counted.usage.to)},
+                {"samples", counted.samples},
+                {"prorated", counted.prorated},
+                {"warnings", counted.warnings}};
+  out.usage = std::move(counted.usage);
+  return out;
+}
+
 void run_check(const CheckFlags& flags) {
   const auto catalogue = as_bad_input([&] {
     auto c = fleet::Catalogue::builtin();
@@ -54,8 +101,8 @@ void run_check(const CheckFlags& flags) {
   options.allow_unknown_chips = flags.allow_unknown;
   auto fl = as_bad_input([&] { return fleet::load_fleet(flags.fleet, catalogue, options); });
   const auto pol = as_bad_input([&] { return policy::load_policy(flags.policy); });
-  std::optional<policy::Usage> usage;
-  if (!flags.usage.empty()) usage = as_bad_input([&] { return policy::load_usage(flags.usage, fl, catalogue); });
+  const auto loaded = read_usage(flags, fl, catalogue);
+  const auto& usage = loaded.usage;
   as_bad_input([&] {
     for (const auto& spec : flags.changes)
       policy::apply_change(fl, policy::parse_change(spec), catalogue, flags.allow_unknown);
@@ -64,6 +111,7 @@ void run_check(const CheckFlags& flags) {
   const auto evaluation = policy::evaluate(pol, fl, catalogue, usage ? &*usage : nullptr);
   auto j = policy::evaluation_json(evaluation);
   j["changes"] = flags.changes;
+  if (!loaded.source.is_null()) j["usage_source"] = loaded.source;
   if (!flags.ledger.empty()) {
     // Recorded before printing, so a check whose record could not be written is never reported as done.
     auto record = j;
@@ -78,6 +126,14 @@ void run_check(const CheckFlags& flags) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     if (!flags.changes.empty()) std::printf("with %zu proposed change(s) applied\n", flags.changes.size());
+    if (!flags.usage_ledger.empty()) {
+      const auto& u = loaded.source;
+      std::printf("usage from ledger %s: %lld usage_sample record(s), %s to %s (%lld prorated at the bounds)\n",
+                  flags.usage_ledger.c_str(), static_cast<long long>(u["samples"].get<int64_t>()),
+                  u["from"].is_null() ? "start" : u["from"].get<std::string>().c_str(),
+                  u["to"].is_null() ? "end" : u["to"].get<std::string>().c_str(),
+                  static_cast<long long>(u["prorated"].get<int64_t>()));
+    }
     std::printf("%s", policy::evaluation_table(evaluation).c_str());
   }
   if (evaluation.exit_code() != 0) {
@@ -102,6 +158,12 @@ void add_policy_command(CLI::App& app) {
   check->add_option("--fleet", flags->fleet, "fleet description (fleet.yaml)")->required();
   check->add_option("--policy", flags->policy, "rules (policy.yaml)")->required();
   check->add_option("--usage", flags->usage, "usage data for device_hours / served_tokens rules (usage.yaml)");
+  check->add_option("--usage-ledger", flags->usage_ledger,
+                    "take usage from this ledger's usage_sample records instead of --usage (may be the --ledger file)");
+  check->add_option("--usage-from", flags->usage_from,
+                    "usage window start, inclusive (UTC: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or the ledger's form); "
+                    "samples straddling a bound count in proportion; default: unbounded");
+  check->add_option("--usage-to", flags->usage_to, "usage window end, exclusive; default: unbounded");
   check->add_option("--catalogue", flags->catalogues, "chip catalogue override file (repeatable, applied in order)");
   check->add_option("--change", flags->changes,
                     "proposed change checked before applying it (repeatable): add:<node>:<chip>:<count>, "

@@ -31,6 +31,8 @@ void add_gateway_command(CLI::App& app);
 void add_burst_command(CLI::App& app);
 /// `mixserve chips`: the chip catalogue as a table or JSON.
 void add_chips_command(CLI::App& app);
+/// `mixserve place`: replica placement of models onto the fleet (cmd_place.cpp).
+void add_place_command(CLI::App& app);
 /// Adds `--inventory [--json] [--catalogue F] [--home CC]` to `mixserve devices`; the returned function
 /// prints the inventory and returns true when --inventory was given (cmd_inventory.cpp).
 std::function<bool()> add_inventory_options(CLI::App& devices);

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   mixserve::cli::add_chips_command(app);
   mixserve::cli::add_gateway_command(app);
   mixserve::cli::add_burst_command(app);
+  mixserve::cli::add_place_command(app);
   try {
     app.parse_complete_callback([&] {
       if (!log_level.empty()) mixserve::set_log_level(mixserve::parse_log_level(log_level));

@@ -97,6 +97,20 @@ TEST(GatewayPlacement, ApplyingAPlanLoadsAndUnloadsReplicasOnTheNode) {
   EXPECT_EQ(missing.body["nodes"][0]["status"], "refused");
   EXPECT_THAT(missing.body["nodes"][0]["error"].get<std::string>(), ::testing::HasSubstr("m9"));
   EXPECT_EQ(served_models(fleet.port()), (std::set<std::string>{"m2"}));
+
+  // Plan and apply in one step: `mixserve place --apply` on a fleet file naming the node.
+  testing::write_text(dir.file("fleet.yaml"),
+                      "nodes:\n  - {name: a1, devices: [{chip: huawei-ascend-910b, count: 2}]}\n");
+  testing::write_text(dir.file("demand.yaml"),
+                      "models:\n"
+                      "  - {name: m1, weights_gib: 0.01, stacks: [cann], demand_tokens_per_s: 10}\n"
+                      "  - {name: m2, weights_gib: 0.01, stacks: [cann], demand_tokens_per_s: 10}\n");
+  const auto placed = testing::run_command(std::string(MIXSERVE_BIN) + " place --fleet " + dir.file("fleet.yaml") +
+                                           " --demand " + dir.file("demand.yaml") + " --apply http://127.0.0.1:" +
+                                           std::to_string(fleet.port()) + " --admin-token-file " + dir.file("admin.tok"));
+  EXPECT_EQ(placed.exit_code, 0) << placed.out << placed.err;
+  EXPECT_THAT(placed.out, ::testing::HasSubstr("applied"));
+  EXPECT_EQ(served_models(fleet.port()), (std::set<std::string>{"m1", "m2"}));
 }
 
 }  // namespace
