@@ -82,3 +82,6 @@ kill "$gw_pid"  # the gateway drains and writes its last usage records
 wait "$gw_pid" 2>/dev/null || true
 "$bin" ledger verify --ledger "$work/ledger.db"
 "$bin" ledger show --ledger "$work/ledger.db"
+echo
+echo "policy check of the fleet with the usage the gateway recorded:"
+"$bin" policy check --fleet "$work/fleet.yaml" --policy "$work/policy.yaml" --usage-ledger "$work/ledger.db"

@@ -81,16 +81,14 @@ uint16_t Gateway::start() {
   return port;
 }
 
-// Busy device-time: every upstream with a request open counts all its devices for the interval.
+// Busy device-time: every upstream counts all its devices for the time it had a request open.
 void Gateway::sample_busy_time() {
-  static thread_local Clock::time_point last = Clock::now();
   const auto now = Clock::now();
-  const double dt = std::chrono::duration<double>(now - last).count();
-  last = now;
   for (const auto& u : upstreams_.all()) {
+    const double busy = u->take_busy_seconds(now);
+    if (busy <= 0) continue;
     const auto s = u->snapshot();
-    if (s.in_flight <= 0) continue;
-    const double device_s = static_cast<double>(s.devices) * dt;
+    const double device_s = static_cast<double>(s.devices) * busy;
     quota_->add_device_seconds(s.domestic, device_s, now);
     if (usage_) usage_->add_device_seconds(s, device_s);
   }
@@ -113,6 +111,7 @@ void Gateway::shutdown(double drain_timeout_s) {
   while (background_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   stop_ = true;
   if (sampler_.joinable()) sampler_.join();
+  sample_busy_time();  // the last stretch, before the usage is written
   health_.reset();
   http_->stop();
   client_.reset();

@@ -71,13 +71,24 @@ bool Upstream::acquire() {
     if (trial_out_) return false;
     trial_out_ = true;
   }
-  ++in_flight_;
+  if (in_flight_++ == 0) busy_since_ = Clock::now();
   return true;
 }
 
 void Upstream::release() {
   std::lock_guard lock(mutex_);
-  --in_flight_;
+  if (--in_flight_ == 0) busy_seconds_ += std::chrono::duration<double>(Clock::now() - busy_since_).count();
+}
+
+double Upstream::take_busy_seconds(Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  double busy = busy_seconds_;
+  busy_seconds_ = 0;
+  if (in_flight_ > 0 && now > busy_since_) {
+    busy += std::chrono::duration<double>(now - busy_since_).count();
+    busy_since_ = now;
+  }
+  return busy;
 }
 
 void Upstream::record_success() {

@@ -75,6 +75,9 @@ class Upstream {
   bool acquire();
   /// Counts a request as ended.
   void release();
+  /// Seconds this upstream had at least one request open since the previous call (exact: measured at
+  /// acquire and release), for device-hours.
+  double take_busy_seconds(Clock::time_point now);
 
   /// A request or a check succeeded: closes the circuit.
   void record_success();
@@ -115,6 +118,8 @@ class Upstream {
   Clock::time_point open_until_{};
   std::string last_error_;
   int64_t in_flight_ = 0;
+  Clock::time_point busy_since_{};  // when in_flight_ last went from 0 to 1 (or the last take)
+  double busy_seconds_ = 0;         // closed busy time not yet taken
   double capacity_ = 0;
   double node_queue_ = 0;
   double kv_use_ = 0;

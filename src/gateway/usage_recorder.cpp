@@ -23,6 +23,7 @@ UsageRecorder::~UsageRecorder() {
 
 UsageRecorder::Tally& UsageRecorder::tally_of(const UpstreamSnapshot& upstream) {
   Tally& t = tallies_[upstream.name];
+  t.node = upstream.node.empty() ? upstream.name : upstream.node;
   t.chip = upstream.chip;
   t.domestic = upstream.domestic;
   return t;
@@ -81,7 +82,8 @@ void UsageRecorder::loop() {
       for (const auto& [name, t] : tallies) {
         if (t.tokens <= 0 && t.device_seconds <= 0) continue;
         ledger->append(policy::RecordKind::kUsageSample,
-                       {{"source", "gateway"}, {"node", name}, {"chip", t.chip}, {"domestic", t.domestic},
+                       {{"source", "gateway"}, {"node", t.node}, {"upstream", name}, {"chip", t.chip},
+                        {"domestic", t.domestic},
                         {"from", from}, {"to", to}, {"served_tokens", t.tokens},
                         {"device_hours", t.device_seconds / 3600.0}, {"requests", t.requests}});
       }

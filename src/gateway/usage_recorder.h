@@ -41,6 +41,7 @@ class UsageRecorder {
 
  private:
   struct Tally {
+    std::string node;  // fleet node (the machine), the key of usage rules
     std::string chip;
     bool domestic = false;
     double tokens = 0;

@@ -262,7 +262,7 @@ Evaluation evaluate(const Policy& policy, const fleet::Fleet& fleet, const fleet
   for (const auto& rule : policy.rules) {
     if (basis_uses_usage(rule.basis) && usage == nullptr) {
       fail(ErrorCode::kInvalidArgument, "rule '", rule.name, "' uses basis ", basis_name(rule.basis),
-           ", which needs usage data: pass --usage <usage.yaml>");
+           ", which needs usage data: pass --usage <usage.yaml> or --usage-ledger <ledger.db>");
     }
   }
   Resolved resolved;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "policy/usage.h"
 
 namespace mixserve::policy {
 namespace {
@@ -201,6 +202,17 @@ std::string csv_row(const std::vector<std::string>& fields) {
   return line + "\r\n";
 }
 
+// Moves every series out of `by_key` into `out`, its points in time order (ties by seq).
+template <typename Map, typename Series>
+void take_sorted(Map& by_key, std::vector<Series>& out) {
+  for (auto& [key, series] : by_key) {
+    std::stable_sort(series.points.begin(), series.points.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.micros, a.seq) < std::tie(b.micros, b.seq);
+    });
+    out.push_back(std::move(series));
+  }
+}
+
 }  // namespace
 
 std::optional<int64_t> ledger_time_micros(std::string_view t) {
@@ -249,7 +261,7 @@ std::string human_duration(double seconds) {
 }
 
 Report build_report(const std::vector<LedgerRecord>& records, const std::string& from, const std::string& to,
-                    VerifyResult verify, std::string ledger_path) {
+                    VerifyResult verify, std::string ledger_path, const ReportOptions& options) {
   for (const auto* bound : {&from, &to}) {
     if (!bound->empty() && !ledger_time_micros(*bound)) {
       fail(ErrorCode::kInvalidArgument, "report window bound '", *bound, "' is not a ledger time");
@@ -258,14 +270,30 @@ Report build_report(const std::vector<LedgerRecord>& records, const std::string&
   if (!from.empty() && !to.empty() && from >= to) {
     fail(ErrorCode::kInvalidArgument, "the report window is empty: --from ", from, " is not before --to ", to);
   }
+  if (options.usage_interval_s < 0) {
+    fail(ErrorCode::kInvalidArgument, "the usage interval must be a positive number of seconds");
+  }
   Report report;
   report.ledger = std::move(ledger_path);
   report.verify = std::move(verify);
-  report.records = static_cast<int64_t>(records.size());
   std::map<SeriesKey, RuleSeries> rules;
   std::map<std::pair<std::string, std::string>, MeasureSeries> measured;
+  std::vector<UsageSample> samples;
+  const std::string usage_kind(record_kind_name(RecordKind::kUsageSample));
   std::string first, last;
   for (const auto& record : records) {
+    if (!from.empty() && record.time < from) continue;
+    if (!to.empty() && record.time >= to) {
+      // Written after the window: only a usage sample, for the part of its period before `to`.
+      if (record.kind != usage_kind) continue;
+      try {
+        samples.push_back(read_usage_sample(record));
+      } catch (const Error& e) {
+        report.warnings.push_back(std::string(e.what()) + "; written after the window end, not counted");
+      }
+      continue;
+    }
+    report.records += 1;
     const auto micros = ledger_time_micros(record.time);
     if (!micros) {
       fail(ErrorCode::kDataLoss, "ledger record ", record.seq, " (", record.kind, "): time '", record.time,
@@ -273,37 +301,53 @@ Report build_report(const std::vector<LedgerRecord>& records, const std::string&
     }
     if (first.empty() || record.time < first) first = record.time;
     if (last.empty() || record.time > last) last = record.time;
+    if (record.kind == usage_kind) {
+      samples.push_back(read_usage_sample(record));
+      continue;
+    }
     if (record.kind != record_kind_name(RecordKind::kPolicyEvaluation)) continue;
     report.evaluations += 1;
     read_evaluation(record, *micros, rules, measured);
+  }
+  // An open bound reaches as far as the records and the periods of their usage samples.
+  for (const auto& s : samples) {
+    if (from.empty() && (first.empty() || s.from < first)) first = s.from;
+    if (to.empty() && (last.empty() || s.to > last)) last = s.to;
   }
   report.from = from.empty() ? first : from;
   report.to = to.empty() ? last : to;
   report.to_source = to.empty() ? "last_record" : "flag";
   const int64_t end_micros = report.to.empty() ? 0 : ledger_time_micros(report.to).value_or(0);
-  auto by_time = [](const auto& a, const auto& b) { return std::tie(a.micros, a.seq) < std::tie(b.micros, b.seq); };
-  for (auto& [key, series] : rules) {
-    std::stable_sort(series.points.begin(), series.points.end(), by_time);
-    summarise(series, report.to, end_micros);
-    report.rules.push_back(std::move(series));
-  }
-  for (auto& [key, series] : measured) {
-    std::stable_sort(series.points.begin(), series.points.end(), by_time);
-    report.measurements.push_back(std::move(series));
+  take_sorted(rules, report.rules);
+  for (auto& series : report.rules) summarise(series, report.to, end_micros);
+  take_sorted(measured, report.measurements);
+  if (!report.from.empty() && !report.to.empty()) {
+    const int64_t lo = *ledger_time_micros(report.from), hi = end_micros;
+    std::erase_if(samples, [&](const UsageSample& s) { return usage_overlap(s, lo, hi) <= 0; });
+    report.usage_samples = static_cast<int64_t>(samples.size());
+    if (!samples.empty()) {
+      const int64_t width = options.usage_interval_s > 0 ? options.usage_interval_s
+                                                          : auto_usage_interval(static_cast<double>(hi - lo) / 1e6);
+      for (auto& series : usage_series(samples, lo, hi, width, options)) {
+        report.measurements.push_back(std::move(series));
+      }
+    }
   }
   std::stable_sort(report.measurements.begin(), report.measurements.end(), [](const auto& a, const auto& b) {
-    return std::make_tuple(scope_rank(a.scope), a.scope, basis_rank(a.basis), a.basis) <
-           std::make_tuple(scope_rank(b.scope), b.scope, basis_rank(b.basis), b.basis);
+    return std::make_tuple(scope_rank(a.scope), a.scope, a.source != kFromEvaluations, basis_rank(a.basis), a.basis) <
+           std::make_tuple(scope_rank(b.scope), b.scope, b.source != kFromEvaluations, basis_rank(b.basis), b.basis);
   });
   return report;
 }
 
-Report build_report(const Ledger& ledger, const std::string& from, const std::string& to) {
+Report build_report(const Ledger& ledger, const std::string& from, const std::string& to,
+                    const ReportOptions& options) {
   auto verify = ledger.verify();
   std::vector<LedgerRecord> records;
   try {
-    records = ledger.records(from, to);
-    return build_report(records, from, to, verify, ledger.path());
+    // From `from` on, not to `to`: a usage sample written after the window may have begun inside it.
+    records = ledger.records(from, "");
+    return build_report(records, from, to, verify, ledger.path(), options);
   } catch (const Error& e) {
     if (verify.ok) throw;
     // Tampering can make the content unreadable; say that the ledger is damaged, not only what broke.
@@ -327,6 +371,8 @@ nlohmann::json report_json(const Report& report) {
                  {"head_hash", v.head.last_hash}};
   j["records"] = report.records;
   j["evaluations"] = report.evaluations;
+  j["usage_samples"] = report.usage_samples;
+  j["warnings"] = report.warnings;
   auto rules = nlohmann::json::array();
   for (const auto& s : report.rules) {
     nlohmann::json r{{"rule", s.rule}, {"scope", s.scope}, {"basis", s.basis}};
@@ -383,7 +429,12 @@ nlohmann::json report_json(const Report& report) {
                         {"numerator", p.numerator},
                         {"denominator", p.denominator}});
     }
-    measurements.push_back({{"scope", s.scope}, {"basis", s.basis}, {"points", points}});
+    measurements.push_back({{"scope", s.scope},
+                            {"basis", s.basis},
+                            {"source", s.source},
+                            {"interval_seconds", s.interval_seconds > 0 ? nlohmann::json(s.interval_seconds)
+                                                                        : nlohmann::json(nullptr)},
+                            {"points", points}});
   }
   j["measurements"] = measurements;
   return j;
@@ -402,8 +453,9 @@ std::string report_csv(const Report& report) {
     }
   }
   for (const auto& s : report.measurements) {
+    const std::string series = s.source == kFromUsageSamples ? "usage" : "measurement";
     for (const auto& p : s.points) {
-      out += csv_row({intact, "measurement", "", s.scope, s.basis, std::to_string(p.seq), p.time, share(p.share),
+      out += csv_row({intact, series, "", s.scope, s.basis, std::to_string(p.seq), p.time, share(p.share),
                       number_text(p.numerator), number_text(p.denominator), "", "", "", "", ""});
     }
   }

@@ -271,7 +271,7 @@ std::string report_html(const Report& report) {
                       (report.to_source == "last_record" ? " (the last record)" : "")
                 : std::string("without records")) +
        "; " + std::to_string(report.records) + " records, " + std::to_string(report.evaluations) +
-       " policy evaluations.</p>\n";
+       " policy evaluations, " + std::to_string(report.usage_samples) + " usage samples.</p>\n";
   const auto& v = report.verify;
   if (v.ok) {
     h += "<div class=\"banner ok\" id=\"verify\">Ledger verified: intact, " + std::to_string(v.records) +
@@ -281,6 +281,8 @@ std::string report_html(const Report& report) {
          esc(v.first_bad_seq ? "record " + std::to_string(*v.first_bad_seq) + ": " : std::string()) + esc(v.problem) +
          ". The ledger fails verification, so the figures in this report cannot be trusted as evidence.</div>\n";
   }
+
+  for (const auto& w : report.warnings) h += "<p class=\"bad\">Warning: " + esc(w) + "</p>\n";
 
   h += "<h2>Summary</h2>\n";
   if (report.rules.empty()) {
@@ -338,10 +340,14 @@ std::string report_html(const Report& report) {
   if (report.measurements.empty()) {
     h += "<p>No measurements in the window (records written before measurements were recorded carry none).</p>\n";
   }
+  // One chart per scope and source: shares from policy evaluations, then from usage samples.
   for (std::size_t i = 0; i < report.measurements.size();) {
-    const auto& scope = report.measurements[i].scope;
+    const auto& first = report.measurements[i];
+    const std::string scope = first.scope, source = first.source;
     std::vector<Line> lines;
-    for (; i < report.measurements.size() && report.measurements[i].scope == scope; ++i) {
+    for (; i < report.measurements.size() && report.measurements[i].scope == scope &&
+           report.measurements[i].source == source;
+         ++i) {
       const auto& m = report.measurements[i];
       Line line{m.basis, basis_color(m.basis), "", true, {}};
       for (const auto& p : m.points) {
@@ -350,6 +356,13 @@ std::string report_html(const Report& report) {
                                     pct(p.share) + " (" + amount(p.numerator) + " of " + amount(p.denominator) + ")"});
       }
       lines.push_back(std::move(line));
+    }
+    if (source == kFromUsageSamples) {
+      const std::string per = human_duration(static_cast<double>(first.interval_seconds));
+      h += "<figure><figcaption>" + esc(scope) + ": served through the gateway (usage samples, per " + per +
+           ")</figcaption>\n" +
+           svg_chart("Domestic share of usage in " + scope + " per " + per, axis, lines, {}) + "</figure>\n";
+      continue;
     }
     h += "<figure><figcaption>" + esc(scope) + "</figcaption>\n" +
          svg_chart("Measured domestic share in " + scope + " per basis", axis, lines, {}) + "</figure>\n";

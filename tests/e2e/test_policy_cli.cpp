@@ -1,10 +1,11 @@
 // End-to-end: `mixserve policy check` exit codes (0 holds, 1 enforced violation, 2 bad input),
-// the --json fields, --change, --usage, --catalogue, and `mixserve chips`.
+// the --json fields, --change, --usage, --usage-ledger, --catalogue, and `mixserve chips`.
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "policy/ledger.h"
 #include "support/test_support.h"
 
 namespace mixserve {
@@ -188,6 +189,76 @@ TEST(PolicyCli, LedgerRecordsTheEvaluation) {
   r = run_command(kBin + " ledger verify --ledger " + ledger + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["records"], 2) << r.out;
+}
+
+// A usage_sample as the gateway writes it, at the end of its period.
+void add_sample(policy::Ledger& l, const std::string& node, const std::string& chip, const std::string& from,
+                const std::string& to, double tokens) {
+  l.append_at(policy::RecordKind::kUsageSample,
+              {{"source", "gateway"}, {"node", node}, {"chip", chip}, {"domestic", chip != "nvidia-h20"},
+               {"from", "2026-11-01T" + from + ":00.000000Z"}, {"to", "2026-11-01T" + to + ":00.000000Z"},
+               {"served_tokens", tokens}, {"device_hours", 1.0}, {"requests", 1}},
+              "2026-11-01T" + to + ":00.000000Z");
+}
+
+TEST(PolicyCli, UsageFromTheLedgersUsageSamples) {
+  Files f;
+  const auto policy =
+      write(f.dir, "tokens.yaml", "rules:\n  - {name: tokens-60, basis: served_tokens, min_domestic_share: 0.6}\n");
+  const auto ledger = f.dir.file("ledger.db");
+  {
+    auto l = policy::Ledger::open(ledger);
+    add_sample(l, "sh-a01", "huawei-ascend-910b", "00:00", "01:00", 3000);
+    add_sample(l, "sh-n01", "nvidia-h20", "00:00", "01:00", 1000);
+    add_sample(l, "sh-n01", "nvidia-h20", "01:00", "02:00", 4000);
+  }
+  // Whole ledger: 3000 of 8000.
+  auto r = run_command(check(f, policy, "--json --usage-ledger " + ledger));
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_DOUBLE_EQ(j["rules"][0]["share"].get<double>(), 3000.0 / 8000);
+  EXPECT_EQ(j["usage_source"]["source"], "ledger");
+  EXPECT_EQ(j["usage_source"]["samples"], 3);
+  // To 01:30: half of the last sample, prorated: 3000 of 6000.
+  r = run_command(check(f, policy, "--json --usage-ledger " + ledger + " --usage-to 2026-11-01T01:30:00Z"));
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_DOUBLE_EQ(j["rules"][0]["denominator"].get<double>(), 6000);
+  EXPECT_EQ(j["usage_source"]["prorated"], 1);
+  EXPECT_EQ(j["usage_source"]["to"], "2026-11-01T01:30:00.000000Z");
+  // The first hour holds (75 %); the evaluation is appended to the same ledger it read usage from.
+  r = run_command(check(f, policy,
+                        "--usage-ledger " + ledger + " --usage-from 2026-11-01 --usage-to 2026-11-01T01:00:00Z "
+                        "--ledger " + ledger));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("usage from ledger " + ledger + ": 2 usage_sample record(s)"), std::string::npos) << r.out;
+  r = run_command(kBin + " ledger verify --ledger " + ledger + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["records"], 4) << r.out;
+
+  // Bad input exits 2 with one clear line.
+  const auto usage = write(f.dir, "usage.yaml", "nodes: []\n");
+  const auto ghost_ledger = f.dir.file("ghost.db");
+  {
+    auto l = policy::Ledger::open(ghost_ledger);
+    add_sample(l, "ghost-07", "nvidia-h20", "00:00", "01:00", 10);
+  }
+  struct Case {
+    std::string extra, needle;
+  };
+  const Case cases[] = {
+      {"--usage " + usage + " --usage-ledger " + ledger, "not both"},
+      {"--usage-from 2026-11-01", "--usage-ledger"},
+      {"--usage-ledger " + f.dir.file("absent.db"), "absent.db"},
+      {"--usage-ledger " + ledger + " --usage-from tomorrow", "--usage-from"},
+      {"--usage-ledger " + ledger + " --usage-from 2026-11-02 --usage-to 2026-11-01", "must be before"},
+      {"--usage-ledger " + ghost_ledger, "'ghost-07' (seq 1)"},
+  };
+  for (const auto& c : cases) {
+    r = run_command(check(f, policy, c.extra));
+    EXPECT_EQ(r.exit_code, 2) << c.extra << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.extra << "\n" << r.err;
+  }
 }
 
 TEST(ChipsCli, TableAndJson) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/error.h"
@@ -693,6 +694,25 @@ TEST(UpstreamSet, Remove) {
   EXPECT_EQ(a->snapshot().in_flight, 1) << "requests in flight keep their reference";
   set.add(make("a"));  // the name is free again
   EXPECT_EQ(set.all().size(), 2u);
+}
+
+TEST(UpstreamBusyTime, CountsTheTimeARequestWasOpenOnce) {
+  auto u = make("busy");
+  EXPECT_EQ(u->take_busy_seconds(Clock::now()), 0.0) << "idle: no busy time";
+  ASSERT_TRUE(u->acquire());
+  ASSERT_TRUE(u->acquire());  // overlapping requests count the wall time once
+  std::this_thread::sleep_for(milliseconds(30));
+  const double first = u->take_busy_seconds(Clock::now());
+  EXPECT_GE(first, 0.029);
+  EXPECT_LT(first, 1.0);
+  std::this_thread::sleep_for(milliseconds(20));
+  u->release();
+  u->release();
+  const double second = u->take_busy_seconds(Clock::now());
+  EXPECT_GE(second, 0.019) << "the stretch after the first take, up to the last release";
+  EXPECT_LT(second, 1.0);
+  std::this_thread::sleep_for(milliseconds(20));
+  EXPECT_EQ(u->take_busy_seconds(Clock::now()), 0.0) << "idle again";
 }
 
 }  // namespace

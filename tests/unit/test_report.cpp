@@ -1,5 +1,6 @@
 // Reports over the compliance ledger: series, violations and their durations, compliant fraction,
-// the CSV/JSON/HTML renderings, malformed payloads, tampered ledgers, and measure() of every basis.
+// the CSV/JSON/HTML renderings, malformed payloads, tampered ledgers, measure() of every basis, and the
+// usage series summed from usage_sample records.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -530,6 +531,181 @@ TEST(Measure, EveryBasisInEveryScopeCountedLikeARule) {
   EXPECT_DOUBLE_EQ(*with_usage[3].share, 0.75);
   EXPECT_EQ(with_usage[4].basis, Basis::kServedTokens);
   EXPECT_DOUBLE_EQ(*with_usage[4].share, 0.25);
+}
+
+// A usage_sample payload as the gateway writes it; times are hours after 2026-11-01T00:00Z.
+std::string hour(double h) {
+  return ledger_time_from_micros(*ledger_time_micros("2026-11-01T00:00:00.000000Z") +
+                                 static_cast<int64_t>(h * 3600 * 1e6));
+}
+
+json usage_json(const std::string& node, const std::string& chip, double from_h, double to_h, double tokens,
+                double hours) {
+  return {{"source", "gateway"}, {"node", node},           {"chip", chip},
+          {"domestic", false},   {"from", hour(from_h)},   {"to", hour(to_h)},
+          {"served_tokens", tokens}, {"device_hours", hours}, {"requests", 1}};
+}
+
+// One evaluation with a measured centre device_hours series, then gateway samples (written at the end
+// of their periods): a gap from 3 h to 4 h, a CPU sample that never counts.
+std::string make_usage_history(const TempDir& dir) {
+  const auto path = dir.file("usage.db");
+  auto l = Ledger::open(path);
+  const auto measured = json::array({measure_json("center", "device_hours", 1, 4)});
+  l.append_at(RecordKind::kPolicyEvaluation, payload({a(8)}, measured), hour(0));
+  l.append_at(RecordKind::kUsageSample, usage_json("a1", "huawei-ascend-910b", 0, 1, 3000, 1), hour(1));   // seq 2
+  l.append_at(RecordKind::kUsageSample, usage_json("n1", "nvidia-h20", 0, 1, 1000, 1), hour(1));           // seq 3
+  l.append_at(RecordKind::kUsageSample, usage_json("a1", "cpu-arm", 0, 1, 1e6, 5), hour(1));               // seq 4
+  l.append_at(RecordKind::kUsageSample, usage_json("n1", "nvidia-h20", 1, 2, 600, 2), hour(2));            // seq 5
+  l.append_at(RecordKind::kUsageSample, usage_json("a1", "huawei-ascend-910b", 1.5, 2.5, 400, 1), hour(2.5));  // 6
+  l.append_at(RecordKind::kUsageSample, usage_json("n1", "nvidia-h20", 4, 5, 100, 1), hour(5));            // seq 7
+  return path;
+}
+
+const MeasureSeries& usage_series_of(const Report& r, const std::string& basis) {
+  for (const auto& s : r.measurements) {
+    if (s.source == kFromUsageSamples && s.basis == basis) return s;
+  }
+  throw std::runtime_error("no usage series " + basis);
+}
+
+TEST(ReportUsage, SamplesAreSummedPerIntervalWithProratingAtTheWindowEnd) {
+  TempDir dir;
+  const auto ledger = Ledger::open(make_usage_history(dir));
+  ReportOptions hourly;
+  hourly.usage_interval_s = 3600;
+  const auto report = build_report(ledger, "", hour(2), hourly);
+  EXPECT_EQ(report.records, 4) << "seqs 5 to 7 were written at or after --to";
+  EXPECT_EQ(report.usage_samples, 5) << "seq 6 straddles --to; seq 7 lies wholly after it";
+  // Measured series: the evaluation's center/device_hours first, then the two usage series.
+  ASSERT_EQ(report.measurements.size(), 3u);
+  EXPECT_EQ(report.measurements[0].source, kFromEvaluations);
+  EXPECT_EQ(report.measurements[1].source, kFromUsageSamples);
+  EXPECT_EQ(report.measurements[1].basis, "device_hours");
+  EXPECT_EQ(report.measurements[2].basis, "served_tokens");
+  EXPECT_EQ(report.measurements[1].interval_seconds, 3600);
+  const auto& tokens = usage_series_of(report, "served_tokens");
+  ASSERT_EQ(tokens.points.size(), 2u);
+  EXPECT_EQ(tokens.scope, "center");
+  EXPECT_EQ(tokens.points[0].time, hour(0));
+  EXPECT_DOUBLE_EQ(*tokens.points[0].share, 0.75) << "3000 of 4000; the CPU's tokens never count";
+  EXPECT_DOUBLE_EQ(tokens.points[0].denominator, 4000);
+  EXPECT_EQ(tokens.points[0].seq, 4);
+  // 1 h to 2 h: 600 foreign, and half of seq 6's 400 domestic tokens.
+  EXPECT_EQ(tokens.points[1].time, hour(1));
+  EXPECT_DOUBLE_EQ(tokens.points[1].numerator, 200);
+  EXPECT_DOUBLE_EQ(*tokens.points[1].share, 0.25);
+  EXPECT_EQ(tokens.points[1].seq, 6);
+  const auto& hours = usage_series_of(report, "device_hours");
+  EXPECT_DOUBLE_EQ(*hours.points[0].share, 0.5);
+  EXPECT_DOUBLE_EQ(*hours.points[1].share, 0.5 / 2.5);
+}
+
+TEST(ReportUsage, AGapBreaksTheLineAndAnOpenWindowCoversEverySample) {
+  TempDir dir;
+  const auto ledger = Ledger::open(make_usage_history(dir));
+  ReportOptions hourly;
+  hourly.usage_interval_s = 3600;
+  const auto report = build_report(ledger, "", "", hourly);
+  EXPECT_EQ(report.to, hour(5));
+  EXPECT_EQ(report.usage_samples, 6);
+  const auto& tokens = usage_series_of(report, "served_tokens");
+  ASSERT_EQ(tokens.points.size(), 5u);
+  const std::optional<double> shares[] = {0.75, 0.25, 1.0, std::nullopt, 0.0};
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(tokens.points[i].time, hour(i)) << i;
+    EXPECT_EQ(tokens.points[i].share, shares[i]) << i;
+  }
+  EXPECT_EQ(tokens.points[3].seq, 0) << "a gap point names no record";
+  // A window starting mid-sample: the first sample's earlier part is cut off, and intervals start at
+  // the window start, not before it.
+  const auto late = build_report(ledger, hour(0.5), hour(2), hourly);
+  const auto& t2 = usage_series_of(late, "served_tokens");
+  EXPECT_EQ(t2.points[0].time, hour(0.5));
+  EXPECT_DOUBLE_EQ(t2.points[0].denominator, 2000);
+  // Sum over all intervals equals the prorated totals, whatever the width.
+  for (int64_t width : {60, 900, 3600, 7200, 86400}) {
+    ReportOptions o;
+    o.usage_interval_s = width;
+    const auto r = build_report(ledger, "", "", o);
+    double sum = 0;
+    for (const auto& p : usage_series_of(r, "served_tokens").points) sum += p.denominator;
+    EXPECT_NEAR(sum, 3000 + 1000 + 600 + 400 + 100, 1e-9) << width;
+  }
+}
+
+TEST(ReportUsage, JsonCsvAndHtmlCarryTheUsageSeries) {
+  TempDir dir;
+  ReportOptions hourly;
+  hourly.usage_interval_s = 3600;
+  const auto report = build_report(Ledger::open(make_usage_history(dir)), "", "", hourly);
+  const auto j = report_json(report);
+  EXPECT_EQ(j["usage_samples"], 6);
+  EXPECT_EQ(j["measurements"][0]["source"], "policy_evaluation");
+  EXPECT_EQ(j["measurements"][0]["interval_seconds"], nullptr);
+  EXPECT_EQ(j["measurements"][2]["source"], "usage_sample");
+  EXPECT_EQ(j["measurements"][2]["interval_seconds"], 3600);
+  EXPECT_EQ(j["measurements"][2]["points"][3]["share"], nullptr);
+  const auto rows = parse_csv(report_csv(report));
+  int usage_rows = 0;
+  for (std::size_t i = 1; i < rows.size(); ++i) usage_rows += rows[i][1] == "usage";
+  EXPECT_EQ(usage_rows, 2 * 5);
+  const auto html = report_html(report);
+  // Rule chart, the evaluation's centre chart, the usage chart.
+  EXPECT_EQ(count(html, "<svg"), 3u);
+  EXPECT_NE(html.find("usage samples, per 1 h"), std::string::npos);
+  EXPECT_NE(html.find("6 usage samples"), std::string::npos);
+}
+
+TEST(ReportUsage, MalformedSamplesNameTheRecordOrWarnAfterTheWindow) {
+  TempDir dir;
+  auto l = Ledger::open(dir.file("l.db"));
+  l.append_at(RecordKind::kUsageSample, usage_json("a1", "huawei-ascend-910b", 0, 1, 10, 1), hour(1));
+  auto bad = usage_json("a1", "huawei-ascend-910b", 1, 2, 10, 1);
+  bad.erase("chip");
+  l.append_at(RecordKind::kUsageSample, bad, hour(2));
+  try {
+    build_report(l, "", "");
+    FAIL() << "accepted a sample without a chip";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kDataLoss);
+    EXPECT_NE(std::string(e.what()).find("ledger record 2 (usage_sample): missing \"chip\""), std::string::npos)
+        << e.what();
+  }
+  const auto report = build_report(l, "", hour(1.5));
+  ASSERT_EQ(report.warnings.size(), 1u);
+  EXPECT_NE(report.warnings[0].find("ledger record 2"), std::string::npos);
+  EXPECT_EQ(report_json(report)["warnings"].size(), 1u);
+  // Too narrow an interval over a long window is refused.
+  auto good = Ledger::open(dir.file("good.db"));
+  good.append_at(RecordKind::kUsageSample, usage_json("a1", "huawei-ascend-910b", 0, 1, 10, 1), hour(1));
+  ReportOptions narrow;
+  narrow.usage_interval_s = 1;
+  try {
+    build_report(good, hour(0), hour(48), narrow);
+    FAIL() << "accepted 172,800 intervals";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+  }
+  narrow.usage_interval_s = 60;
+  EXPECT_EQ(usage_series_of(build_report(good, hour(0), hour(48), narrow), "served_tokens").points.size(), 61u)
+      << "60 one-minute intervals with the sample, then a null point";
+}
+
+TEST(ReportUsage, TimeTextAndIntervalChoice) {
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 200; ++i) {
+    const int64_t micros = static_cast<int64_t>(rng() % 4'000'000'000'000'000ULL);  // to about 2096
+    const auto text = ledger_time_from_micros(micros);
+    ASSERT_TRUE(is_ledger_time(text)) << text;
+    EXPECT_EQ(ledger_time_micros(text), micros) << text;
+  }
+  EXPECT_EQ(ledger_time_from_micros(0), "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(auto_usage_interval(3600), 60);
+  EXPECT_EQ(auto_usage_interval(4 * 3600 + 1), 300);
+  EXPECT_EQ(auto_usage_interval(kDay), 900);
+  EXPECT_EQ(auto_usage_interval(30 * kDay), 3 * 3600);
+  EXPECT_EQ(auto_usage_interval(1e10), 30 * 86400) << "the widest step for any longer window";
 }
 
 }  // namespace
