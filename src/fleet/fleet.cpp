@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <set>
 
 #include "common/error.h"
+#include "fleet/fleet_discover.h"
 #include "fleet/yaml_check.h"
 
 namespace mixserve::fleet {
@@ -56,6 +58,9 @@ Fleet parse_fleet(const std::string& text, const std::string& origin, const Cata
   std::set<std::string> unknown;
   std::size_t index = 0;
   std::size_t entries = 0;
+  DiscoveredReader discovered(
+      catalogue, options,
+      options.base_dir.empty() ? std::filesystem::path(origin).parent_path().string() : options.base_dir);
   fleet.nodes.reserve(nodes.size());
   for (const auto& n : nodes) {
     ++index;
@@ -84,7 +89,21 @@ Fleet parse_fleet(const std::string& text, const std::string& origin, const Cata
                       "the fleet has more than " + std::to_string(kMaxDeviceEntries) + " device entries");
       }
       const yaml::Where dwhere{origin, where.entry + " device #" + std::to_string(d_index)};
-      yaml::check_keys(dwhere, d, {"chip", "count"});
+      yaml::check_keys(dwhere, d, {"chip", "count", "discovered"});
+      if (d["discovered"]) {
+        if (d["chip"] || d["count"]) {
+          yaml::fail_at(dwhere, d["discovered"], "discovered",
+                        "an entry has either chip and count or discovered, not both");
+        }
+        auto found = discovered.read(dwhere, node.name, d["discovered"], unknown);
+        entries += found.devices;
+        if (entries > kMaxDeviceEntries) {
+          yaml::fail_at(dwhere, d["discovered"], "discovered",
+                        "the fleet has more than " + std::to_string(kMaxDeviceEntries) + " device entries");
+        }
+        for (auto& g : found.groups) node.devices.push_back(std::move(g));
+        continue;
+      }
       DeviceGroup group;
       group.chip = yaml::get_string(dwhere, d, "chip", true);
       group.count = yaml::get_count(dwhere, d, "count", true, 0, kMaxDevicesPerEntry);

@@ -1,15 +1,17 @@
-// The fleet description (fleet.yaml): nodes, their devices as catalogue id x count, pool, project,
-// funding and state. Schema: docs/fleet.md.
+// The fleet description (fleet.yaml): nodes, their devices as catalogue id x count (written out, or
+// discovered: read from an inventory), pool, project, funding and state. Schema: docs/policy.md.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "fleet/catalogue.h"
+#include "fleet/inventory.h"
 
 namespace mixserve::fleet {
 
@@ -42,6 +44,12 @@ struct FleetOptions {
   /// false (default): a chip id missing from the catalogue is an error. true: it is kept, listed in
   /// Fleet::unknown_chips, and counts as foreign (see docs/policy.md).
   bool allow_unknown_chips = false;
+  /// Directory that relative `discovered:` inventory paths are resolved against; empty (default):
+  /// the directory of `origin` (load_fleet: the fleet file's directory).
+  std::string base_dir;
+  /// Runs this machine's inventory for `discovered: local`; empty (default): discover_devices() on
+  /// the real machine. Tests inject recorded tool output here.
+  std::function<std::vector<DiscoveredDevice>(const Catalogue&)> discover_local;
 };
 
 /// Most devices one device entry may declare; larger counts are typos.
@@ -63,7 +71,8 @@ struct Fleet {
   Node* find(std::string_view name);
 };
 
-/// Parses fleet YAML text; throws kInvalidArgument naming `origin`, the node and the key.
+/// Parses fleet YAML text; throws kInvalidArgument naming `origin`, the line, the node and the key.
+/// A device entry is `{chip, count}` or `{discovered: <inventory.json> | local | [inline inventory]}`.
 Fleet parse_fleet(const std::string& text, const std::string& origin, const Catalogue& catalogue,
                   const FleetOptions& options = {});
 /// Reads and parses a fleet file.

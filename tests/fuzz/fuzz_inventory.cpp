@@ -3,9 +3,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
+#include "common/error.h"
 #include "fleet/inventory.h"
+#include "fleet/inventory_json.h"
 
 namespace {
 
@@ -32,5 +35,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(mixserve::fleet::parse_hy_smi(text));
   check(mixserve::fleet::parse_cpuinfo(text));
   (void)mixserve::fleet::parse_meminfo_total(text);
+  // The inventory's own JSON (fleet.yaml `discovered:`): devices, or a mixserve::Error naming the
+  // problem; any other exception escaping (e.g. from the YAML parser) is a bug and aborts the fuzzer.
+  try {
+    size_t n = 0;
+    for (const auto& d : mixserve::fleet::parse_inventory_text(std::string(text), "fuzz")) {
+      n += d.source.size() + d.vendor.size() + d.name.size() + d.status.size() + d.detail.size();
+    }
+    if (n == static_cast<size_t>(-1)) std::abort();
+  } catch (const mixserve::Error&) {
+  }
   return 0;
 }
