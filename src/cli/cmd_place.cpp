@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/format.h"
 #include "common/error.h"
 #include "fleet/catalogue.h"
 #include "fleet/fleet.h"
@@ -37,16 +38,6 @@ struct PlaceFlags {
   bool json = false;
 };
 
-// Every input problem (missing file included) is bad input: exit 2, as in `mixserve policy check`.
-template <typename F>
-auto as_bad_input(F&& f) {
-  try {
-    return f();
-  } catch (const Error& e) {
-    if (e.code() == ErrorCode::kInvalidArgument) throw;
-    throw Error(ErrorCode::kInvalidArgument, e.what());
-  }
-}
 
 std::vector<fleet::NodeState> parse_states(const std::string& text) {
   std::vector<fleet::NodeState> states;

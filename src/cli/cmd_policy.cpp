@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/format.h"
 #include "common/error.h"
 #include "fleet/catalogue.h"
 #include "fleet/fleet.h"
@@ -37,16 +38,6 @@ struct CheckFlags {
   bool allow_unknown = false;
 };
 
-// Every input problem (missing file included) is bad input: exit 2, not 1.
-template <typename F>
-auto as_bad_input(F&& f) {
-  try {
-    return f();
-  } catch (const Error& e) {
-    if (e.code() == ErrorCode::kInvalidArgument) throw;
-    throw Error(ErrorCode::kInvalidArgument, e.what());
-  }
-}
 
 // Usage from a usage file or from the ledger's usage_sample records; `source` says which, for the output.
 struct LoadedUsage {

@@ -22,14 +22,10 @@ std::string limit_name(Limit limit) {
   return "?";
 }
 
-namespace {
+namespace detail {
 
-using detail::Placed;
-using detail::Problem;
-using detail::Solution;
-
-void record(const Problem& p, const fleet::Fleet& fleet, Placed& placed, std::size_t m, std::size_t c,
-            std::size_t member, std::int64_t offset) {
+void record_replica(const Problem& p, const fleet::Fleet& fleet, Placed& placed, std::size_t m, std::size_t c,
+                    std::size_t member, std::int64_t offset) {
   const auto& cls = p.classes[c];
   const auto& mem = cls.members.at(member);
   auto& a = placed[m][{mem.node, mem.group}];
@@ -45,6 +41,15 @@ void record(const Problem& p, const fleet::Fleet& fleet, Placed& placed, std::si
   ++a.replicas;
   a.first_device.push_back(offset);
 }
+
+}  // namespace detail
+
+namespace {
+
+using detail::Placed;
+using detail::Problem;
+using detail::Solution;
+
 
 // Class counts onto concrete groups; exact for both packing kinds (docs/placement.md, "Aggregation").
 Placed disaggregate(const Problem& p, const fleet::Fleet& fleet, const Solution& sol) {
@@ -69,7 +74,7 @@ Placed disaggregate(const Problem& p, const fleet::Fleet& fleet, const Solution&
             used = 0;
           }
           MIXSERVE_CHECK(cursor < cls.members.size(), "class capacity exceeded while placing replicas");
-          record(p, fleet, placed, m, c, cursor, used);
+          detail::record_replica(p, fleet, placed, m, c, cursor, used);
           used += d;
         }
       }
@@ -96,7 +101,7 @@ Placed disaggregate(const Problem& p, const fleet::Fleet& fleet, const Solution&
         if (sol.replicas[m][c] == 0 || p.shape[m][cls.chip]->devices != cls.sizes[s]) continue;
         for (std::int64_t r = 0; r < sol.replicas[m][c]; ++r) {
           MIXSERVE_CHECK(next < slots[s].size(), "more replicas than packing slots");
-          record(p, fleet, placed, m, c, slots[s][next].first, slots[s][next].second);
+          detail::record_replica(p, fleet, placed, m, c, slots[s][next].first, slots[s][next].second);
           ++next;
         }
       }

@@ -155,21 +155,13 @@ void fill(const Problem& p, const fleet::Fleet& fleet, const policy::Policy* pol
         const auto& cls = p.classes[hosts[i]];
         const auto& shape = *p.shape[m][cls.chip];
         const double gain = std::min(shape.tokens_per_s, demand - served);
-        for (const auto& mem : cls.members) {
+        for (std::size_t k = 0; k < cls.members.size(); ++k) {
+          const auto& mem = cls.members[k];
           const auto first = state.free_run(mem, shape.devices);
           if (first < 0 || !state.broken(mem, cls.chip, shape.devices, gain).empty()) continue;
           state.take(mem, cls.chip, first, shape.devices, gain);
+          record_replica(p, fleet, placed, m, hosts[i], k, first);
           auto& a = placed[m][{mem.node, mem.group}];
-          if (a.replicas == 0) {
-            a.node = fleet.nodes[mem.node].name;
-            a.group = mem.group;
-            a.chip = p.chips[cls.chip].spec.id;
-            a.devices_per_replica = shape.devices;
-            a.tokens_per_s_per_replica = shape.tokens_per_s;
-            a.estimate = shape.estimate;
-          }
-          ++a.replicas;
-          a.first_device.push_back(first);
           std::sort(a.first_device.begin(), a.first_device.end());
           a.planned_tokens_per_s += gain;
           served += gain;

@@ -180,6 +180,9 @@ bool share_holds(double numerator, double denominator, const policy::Rule& rule)
 /// Adds replicas for models below their demand on groups with room where no enforced rule breaks
 /// (Assignment::planned_tokens_per_s must be set).
 void fill(const Problem& problem, const fleet::Fleet& fleet, const policy::Policy* policy, Placed& placed);
+/// Adds one replica of model `m` on member `member` of class `c`, its first device at `offset` (placement.cpp).
+void record_replica(const Problem& p, const fleet::Fleet& fleet, Placed& placed, std::size_t m, std::size_t c,
+                    std::size_t member, std::int64_t offset);
 
 /// Sets limit, reason and binding_rules of every model plan in `result` from the concrete plan.
 void explain_plan(const Problem& problem, const fleet::Fleet& fleet, const policy::Policy* policy,
