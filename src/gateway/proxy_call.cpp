@@ -60,7 +60,7 @@ ProxyCall::ProxyCall(ProxyContext context, std::shared_ptr<serve::HttpExchange> 
     upstream["stream_options"] = json::object({{"include_usage", true}});
     upstream_body_ = upstream.dump();
   } else {
-    upstream_body_ = body_.dump();
+    upstream_body_ = exchange_->request().body;  // as the client sent it: no need to serialise again
   }
   key_ = affinity_key(body_, ctx_.config->routing.affinity_prefix_chars);
   est_tokens_ = estimate_tokens(body_, route_);

@@ -41,15 +41,11 @@ void QuotaController::expire(Clock::time_point now) {
   while (!buckets_.empty() && buckets_.front().index < oldest) buckets_.pop_front();
 }
 
-void QuotaController::totals(policy::Basis basis, bool with_reservations, double out[2]) const {
+void QuotaController::totals(policy::Basis basis, double out[2]) const {
   out[0] = out[1] = 0;
   const bool tokens = basis == policy::Basis::kServedTokens;
   for (const auto& b : buckets_) {
     for (int i = 0; i < 2; ++i) out[i] += tokens ? b.tokens[i] : b.device_s[i];
-  }
-  if (tokens && with_reservations) {
-    out[0] += reserved_[0];
-    out[1] += reserved_[1];
   }
 }
 
@@ -129,7 +125,7 @@ std::vector<QuotaRuleState> QuotaController::state(Clock::time_point now) {
     QuotaRuleState s;
     s.rule = r;
     double t[2];
-    totals(r.basis, false, t);
+    totals(r.basis, t);
     s.foreign = t[0];
     s.domestic = t[1];
     if (t[0] + t[1] > 0) {

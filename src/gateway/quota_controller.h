@@ -81,8 +81,8 @@ class QuotaController {
   };
   Bucket& bucket_at(Clock::time_point now);
   void expire(Clock::time_point now);
-  // Window + in-flight amounts of `basis`: [foreign, domestic].
-  void totals(policy::Basis basis, bool with_reservations, double out[2]) const;
+  // Window amounts of `basis` (settled work only): [foreign, domestic].
+  void totals(policy::Basis basis, double out[2]) const;
 
   const std::vector<QuotaRule> rules_;
   const double window_s_;

@@ -2,14 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 
 namespace mixserve::testing {
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-}
 
 GatewayFleet::GatewayFleet(const TempDir& dir, const std::vector<NodeSpec>& nodes, const std::string& shape)
     : dir_(dir), specs_(nodes) {
@@ -32,7 +26,7 @@ void GatewayFleet::start_gateway(const std::string& extra_yaml) {
   }
   if (specs_.empty()) yaml = "listen: 127.0.0.1:0\nupstreams: []\n";
   yaml += extra_yaml;
-  write_text(dir_.file("cluster.yaml"), yaml);
+  dir_.write("cluster.yaml", yaml);
   gateway_ = std::make_unique<ServerProcess>(
       std::vector<std::string>{MIXSERVE_BIN, "gateway", "--config", dir_.file("cluster.yaml")}, dir_.file("gateway.log"));
 }

@@ -47,7 +47,4 @@ class GatewayFleet {
   std::unique_ptr<ServerProcess> gateway_;
 };
 
-/// Writes `text` to `path`.
-void write_text(const std::string& path, const std::string& text);
-
 }  // namespace mixserve::testing

@@ -120,7 +120,7 @@ TEST(Gateway, DrainingAnUpstreamLetsItsStreamFinishAndSendsNewWorkElsewhere) {
   // A model with a 2048-token context, so one stream runs long enough to drain its node meanwhile.
   GatewayFleet fleet(dir, {{"a1", "huawei-ascend-910b", {}}, {"a2", "huawei-ascend-910b", {}}},
                      "embd=256,layers=4,heads=8,kv_heads=2,ff=704,ctx=2048");
-  testing::write_text(dir.file("admin.tok"), "admin-secret-1234\n");
+  dir.write("admin.tok", "admin-secret-1234\n");
   fleet.start_gateway("admin_token_file: admin.tok\n");
   const std::string admin = "admin-secret-1234";
   std::atomic<bool> streaming{false};
@@ -163,7 +163,7 @@ TEST(Gateway, DrainingAnUpstreamLetsItsStreamFinishAndSendsNewWorkElsewhere) {
 
 TEST(Gateway, NodesJoinWithATokenHeartbeatAndLeave) {
   TempDir dir;
-  testing::write_text(dir.file("join.tok"), "join-secret-1234\n");
+  dir.write("join.tok", "join-secret-1234\n");
   GatewayFleet fleet(dir, {});
   fleet.start_gateway("join_token_file: join.tok\nheartbeat_timeout_s: 1.5\nhealth: {interval_s: 0.3}\n");
   const std::string gw = "http://127.0.0.1:" + std::to_string(fleet.port());
@@ -188,7 +188,7 @@ TEST(Gateway, NodesJoinWithATokenHeartbeatAndLeave) {
   EXPECT_EQ(r.status, 200) << r.raw.body;
 
   // A wrong token is refused, and the node does not start.
-  testing::write_text(dir.file("wrong.tok"), "not-the-token-99\n");
+  dir.write("wrong.tok", "not-the-token-99\n");
   EXPECT_THROW(node("bad", "nvidia-h20", dir.file("wrong.tok")), std::runtime_error);
 
   // SIGTERM: the node leaves at once. kill -9: removed after missed heartbeats.

@@ -30,10 +30,10 @@ int status_of(uint16_t port, const Call& c, const std::string& token) {
 class GatewayAuth : public ::testing::Test {
  protected:
   void SetUp() override {
-    testing::write_text(dir_.file("acme.keys"), "acme-key-000001\n");
-    testing::write_text(dir_.file("slow.keys"), "slow-key-000001\n");
-    testing::write_text(dir_.file("admin.tok"), "admin-token-0001\n");
-    testing::write_text(dir_.file("join.tok"), "join-token-00001\n");
+    dir_.write("acme.keys", "acme-key-000001\n");
+    dir_.write("slow.keys", "slow-key-000001\n");
+    dir_.write("admin.tok", "admin-token-0001\n");
+    dir_.write("join.tok", "join-token-00001\n");
     fleet_ = std::make_unique<GatewayFleet>(dir_, std::vector<testing::NodeSpec>{{"a1", "huawei-ascend-910b", {}}});
     fleet_->start_gateway(
         "admin_token_file: admin.tok\njoin_token_file: join.tok\n"

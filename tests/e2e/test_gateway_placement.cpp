@@ -40,9 +40,9 @@ TEST(GatewayPlacement, ApplyingAPlanLoadsAndUnloadsReplicasOnTheNode) {
   std::filesystem::create_directories(dir.file("models"));
   std::filesystem::copy_file(fleet.model(), dir.file("models/m1.gguf"));
   std::filesystem::copy_file(fleet.model(), dir.file("models/m2.gguf"));
-  testing::write_text(dir.file("join.tok"), "join-token-00001\n");
-  testing::write_text(dir.file("admin.tok"), "admin-token-0001\n");
-  testing::write_text(dir.file("node.tok"), "node-token-00001\n");
+  dir.write("join.tok", "join-token-00001\n");
+  dir.write("admin.tok", "admin-token-0001\n");
+  dir.write("node.tok", "node-token-00001\n");
   fleet.start_gateway("join_token_file: join.tok\nadmin_token_file: admin.tok\nnode_admin_token_file: node.tok\n");
   testing::ServerProcess host({MIXSERVE_BIN, "serve", "-m", dir.file("models/m1.gguf"), "--models-dir", dir.file("models"),
                                "--admin-token-file", dir.file("node.tok"), "--port", "0", "-t", "1", "--chip",
@@ -99,9 +99,9 @@ TEST(GatewayPlacement, ApplyingAPlanLoadsAndUnloadsReplicasOnTheNode) {
   EXPECT_EQ(served_models(fleet.port()), (std::set<std::string>{"m2"}));
 
   // Plan and apply in one step: `mixserve place --apply` on a fleet file naming the node.
-  testing::write_text(dir.file("fleet.yaml"),
+  dir.write("fleet.yaml",
                       "nodes:\n  - {name: a1, devices: [{chip: huawei-ascend-910b, count: 2}]}\n");
-  testing::write_text(dir.file("demand.yaml"),
+  dir.write("demand.yaml",
                       "models:\n"
                       "  - {name: m1, weights_gib: 0.01, stacks: [cann], demand_tokens_per_s: 10}\n"
                       "  - {name: m2, weights_gib: 0.01, stacks: [cann], demand_tokens_per_s: 10}\n");

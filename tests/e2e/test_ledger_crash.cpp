@@ -5,7 +5,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include <set>
 
 #include "policy/ledger.h"
+#include "support/ledger_edit.h"
 #include "support/test_support.h"
 
 extern char** environ;
@@ -137,24 +137,9 @@ TEST(LedgerCli, AppendShowVerifyAndTamper) {
   EXPECT_EQ(records[1]["prev_hash"], records[0]["hash"]);
   EXPECT_EQ(run_command(kBin + " ledger verify --ledger " + path).exit_code, 0);
 
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   // Drop the append-only trigger, edit, and put the trigger back, as a careful editor would.
-  sqlite3_stmt* stmt = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = 'records_no_update'", -1, &stmt,
-                               nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  const std::string trigger = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-  sqlite3_finalize(stmt);
-  ASSERT_EQ(sqlite3_exec(db,
-                         ("DROP TRIGGER records_no_update; "
-                          "UPDATE records SET payload = '{\"device\":\"gpu0\",\"model\":\"m\"}' WHERE seq = 2; " +
-                          trigger)
-                             .c_str(),
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  testing::edit_ledger_behind_triggers(path,
+                                       "UPDATE records SET payload = '{\"device\":\"gpu0\",\"model\":\"m\"}' WHERE seq = 2");
   const auto bad = run_command(kBin + " ledger verify --ledger " + path);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("not intact: record 2: "), std::string::npos) << bad.err;

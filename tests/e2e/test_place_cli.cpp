@@ -16,12 +16,6 @@ using testing::TempDir;
 
 const std::string kBin = MIXSERVE_BIN;
 
-std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
-  const auto path = dir.file(name);
-  std::ofstream(path) << text;
-  return path;
-}
-
 const char* kFleet = R"(home_country: CN
 nodes:
   - {name: sh-a01, pool: inference, devices: [{chip: huawei-ascend-910b, count: 8}]}
@@ -55,9 +49,9 @@ const char* kPolicy = R"(rules:
 
 struct Files {
   TempDir dir;
-  std::string fleet = write(dir, "fleet.yaml", kFleet);
-  std::string demand = write(dir, "demand.yaml", kDemand);
-  std::string policy = write(dir, "policy.yaml", kPolicy);
+  std::string fleet = dir.write("fleet.yaml", kFleet);
+  std::string demand = dir.write("demand.yaml", kDemand);
+  std::string policy = dir.write("policy.yaml", kPolicy);
   std::string place(const std::string& extra = "") const {
     return kBin + " place --fleet " + fleet + " --demand " + demand + " --policy " + policy + " " + extra;
   }
@@ -113,7 +107,7 @@ TEST(PlaceCli, StatesFlagLimitsEligibleNodes) {
 
 TEST(PlaceCli, InfeasibleHardRequirementExitsOneNamingTheRule) {
   Files f;
-  const auto demand = write(f.dir, "hard.yaml", R"(defaults: {memory_fraction: 1.0}
+  const auto demand = f.dir.write("hard.yaml", R"(defaults: {memory_fraction: 1.0}
 models:
   - name: qwen-72b
     weights_gib: 100
@@ -132,7 +126,7 @@ models:
   const auto no_policy = run_command(kBin + " place --json --fleet " + f.fleet + " --demand " + demand);
   EXPECT_EQ(no_policy.exit_code, 0) << no_policy.out << no_policy.err;
   // Above what every device gives, capacity binds whatever the rules.
-  const auto too_much = write(f.dir, "too-much.yaml", R"(defaults: {memory_fraction: 1.0}
+  const auto too_much = f.dir.write("too-much.yaml", R"(defaults: {memory_fraction: 1.0}
 models:
   - {name: q, weights_gib: 100, stacks: [cuda, cann], demand_tokens_per_s: 20000, min_tokens_per_s: 15000,
      tokens_per_s: {huawei-ascend-910b: 1000, nvidia-h20: 1000}}
@@ -146,13 +140,13 @@ models:
 
 TEST(PlaceCli, BadInputExitsTwo) {
   Files f;
-  const auto bad_demand = write(f.dir, "bad.yaml",
+  const auto bad_demand = f.dir.write("bad.yaml",
                                 "models:\n  - {name: m, weights_gib: 1, stacks: [cuda], "
                                 "demand_tokens_per_s: 5, colour: red}\n");
   auto r = run_command(kBin + " place --fleet " + f.fleet + " --demand " + bad_demand);
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("key 'colour': unknown key"), std::string::npos) << r.err;
-  const auto bad_fleet = write(f.dir, "fleet2.yaml", "nodes:\n  - {name: x, devices: [{chip: acme-npu, count: 1}]}\n");
+  const auto bad_fleet = f.dir.write("fleet2.yaml", "nodes:\n  - {name: x, devices: [{chip: acme-npu, count: 1}]}\n");
   r = run_command(kBin + " place --fleet " + bad_fleet + " --demand " + f.demand);
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("acme-npu"), std::string::npos) << r.err;

@@ -16,12 +16,6 @@ using testing::TempDir;
 
 const std::string kBin = MIXSERVE_BIN;
 
-std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
-  const auto path = dir.file(name);
-  std::ofstream(path) << text;
-  return path;
-}
-
 const char* kFleet = R"(home_country: CN
 nodes:
   - name: sh-a01
@@ -54,9 +48,9 @@ const char* kLenient = R"(rules:
 
 struct Files {
   TempDir dir;
-  std::string fleet = write(dir, "fleet.yaml", kFleet);
-  std::string strict = write(dir, "strict.yaml", kStrict);
-  std::string lenient = write(dir, "lenient.yaml", kLenient);
+  std::string fleet = dir.write("fleet.yaml", kFleet);
+  std::string strict = dir.write("strict.yaml", kStrict);
+  std::string lenient = dir.write("lenient.yaml", kLenient);
 };
 
 std::string check(const Files& f, const std::string& policy, const std::string& extra = "") {
@@ -135,8 +129,8 @@ TEST(PolicyCli, ProposedChangesAreCheckedBeforeApplying) {
 
 TEST(PolicyCli, UsageAndCatalogueOverrides) {
   Files f;
-  const auto policy = write(f.dir, "hours.yaml", "rules:\n  - {name: hours, basis: device_hours, strict: true}\n");
-  const auto usage = write(f.dir, "usage.yaml",
+  const auto policy = f.dir.write("hours.yaml", "rules:\n  - {name: hours, basis: device_hours, strict: true}\n");
+  const auto usage = f.dir.write("usage.yaml",
                            "nodes:\n  - {name: sh-a01, devices: [{chip: huawei-ascend-910b, device_hours: 600}]}\n"
                            "  - {name: sh-n01, devices: [{chip: nvidia-h20, device_hours: 400}]}\n");
   auto r = run_command(check(f, policy, "--usage " + usage));
@@ -145,7 +139,7 @@ TEST(PolicyCli, UsageAndCatalogueOverrides) {
   EXPECT_EQ(r.exit_code, 2) << "usage rules need --usage: " << r.err;
   EXPECT_NE(r.err.find("--usage"), std::string::npos) << r.err;
   // Declaring the H20 domestic (a site override) flips the compute rule's numbers.
-  const auto over = write(f.dir, "cat.yaml", "chips:\n  - {id: nvidia-h20, country: CN}\n");
+  const auto over = f.dir.write("cat.yaml", "chips:\n  - {id: nvidia-h20, country: CN}\n");
   r = run_command(check(f, f.lenient, "--json --catalogue " + over));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_DOUBLE_EQ(nlohmann::json::parse(r.out)["rules"][0]["share"].get<double>(), 1.0);
@@ -154,8 +148,8 @@ TEST(PolicyCli, UsageAndCatalogueOverrides) {
 TEST(PolicyCli, BadInputExitsTwoWithOneClearLine) {
   Files f;
   const auto bad_fleet =
-      write(f.dir, "bad-fleet.yaml", "nodes:\n  - {name: a, devices: [{chip: nvidia-b200, count: 8}]}\n");
-  const auto bad_policy = write(f.dir, "bad-policy.yaml", "rules:\n  - {name: x, min_domestic_share: 50}\n");
+      f.dir.write("bad-fleet.yaml", "nodes:\n  - {name: a, devices: [{chip: nvidia-b200, count: 8}]}\n");
+  const auto bad_policy = f.dir.write("bad-policy.yaml", "rules:\n  - {name: x, min_domestic_share: 50}\n");
   struct Case {
     std::string cmd, needle;
   };
@@ -204,7 +198,7 @@ void add_sample(policy::Ledger& l, const std::string& node, const std::string& c
 TEST(PolicyCli, UsageFromTheLedgersUsageSamples) {
   Files f;
   const auto policy =
-      write(f.dir, "tokens.yaml", "rules:\n  - {name: tokens-60, basis: served_tokens, min_domestic_share: 0.6}\n");
+      f.dir.write("tokens.yaml", "rules:\n  - {name: tokens-60, basis: served_tokens, min_domestic_share: 0.6}\n");
   const auto ledger = f.dir.file("ledger.db");
   {
     auto l = policy::Ledger::open(ledger);
@@ -237,7 +231,7 @@ TEST(PolicyCli, UsageFromTheLedgersUsageSamples) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["records"], 4) << r.out;
 
   // Bad input exits 2 with one clear line.
-  const auto usage = write(f.dir, "usage.yaml", "nodes: []\n");
+  const auto usage = f.dir.write("usage.yaml", "nodes: []\n");
   const auto ghost_ledger = f.dir.file("ghost.db");
   {
     auto l = policy::Ledger::open(ghost_ledger);

@@ -1,13 +1,13 @@
 // End-to-end: `mixserve policy check --ledger` several times as the fleet changes, then `mixserve report`
 // in JSON, CSV and HTML; bad flags exit 2 with one line; a tampered ledger exits 1 and says so.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/ledger_edit.h"
 #include "support/test_support.h"
 
 namespace mixserve {
@@ -17,12 +17,6 @@ using testing::run_command;
 using testing::TempDir;
 
 const std::string kBin = MIXSERVE_BIN;
-
-std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
-  const auto path = dir.file(name);
-  std::ofstream(path) << text;
-  return path;
-}
 
 std::string read(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -49,11 +43,11 @@ const char* kPolicy = R"(rules:
 struct History {
   TempDir dir;
   std::string ledger = dir.file("ledger.db");
-  std::string policy = write(dir, "policy.yaml", kPolicy);
+  std::string policy = dir.write("policy.yaml", kPolicy);
   int checks = 0;
 
   int check(int domestic, int foreign) {
-    const auto f = write(dir, "fleet" + std::to_string(++checks) + ".yaml", fleet(domestic, foreign));
+    const auto f = dir.write("fleet" + std::to_string(++checks) + ".yaml", fleet(domestic, foreign));
     const auto r = run_command(kBin + " policy check --fleet " + f + " --policy " + policy + " --ledger " + ledger);
     return r.exit_code;
   }
@@ -163,22 +157,9 @@ TEST(ReportCli, BadInputExitsTwoWithOneLine) {
 TEST(ReportCli, TamperedLedgerIsReportedLoudly) {
   History h;
   make(h);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(h.ledger.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  ASSERT_EQ(
-      sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = 'records_no_update'", -1, &stmt, nullptr),
-      SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  const std::string trigger = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-  sqlite3_finalize(stmt);
   // The violating check is rewritten to look compliant; the trigger is put back afterwards.
-  const std::string sql =
-      "DROP TRIGGER records_no_update; UPDATE records SET payload = replace(payload, "
-      "'\"compliant\":false', '\"compliant\":true') WHERE seq = 2; " +
-      trigger;
-  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  testing::edit_ledger_behind_triggers(
+      h.ledger, "UPDATE records SET payload = replace(payload, '\"compliant\":false', '\"compliant\":true') WHERE seq = 2");
 
   const auto html = h.dir.file("r.html");
   auto r = h.report("--format html -o " + html);

@@ -17,6 +17,12 @@ std::filesystem::path shared_data(const std::string& relative) {
   return path;
 }
 
+std::string TempDir::write(const std::string& name, const std::string& text) const {
+  const std::string path = file(name);
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
 TempDir::TempDir() {
   std::random_device rd;
   const auto base = std::filesystem::temp_directory_path();

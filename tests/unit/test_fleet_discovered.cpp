@@ -18,6 +18,7 @@
 #include "policy/evaluate.h"
 #include "policy/policy.h"
 #include "support/test_support.h"
+#include "support/error_expect.h"
 
 namespace mixserve::fleet {
 namespace {
@@ -32,21 +33,8 @@ std::string fixture(const std::string& name) {
   return out.str();
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
-
-void expect_parts(const std::string& msg, std::initializer_list<const char*> parts) {
-  for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' missing from: " << msg;
-}
+using ::mixserve::testing::error_of;
+using ::mixserve::testing::expect_parts;
 
 // Fleet text parsed with inventory paths relative to tests/data/inventory.
 Fleet parse(const std::string& text, FleetOptions options = {}) {

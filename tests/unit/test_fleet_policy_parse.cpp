@@ -8,6 +8,7 @@
 #include "policy/change.h"
 #include "policy/policy.h"
 #include "policy/usage.h"
+#include "support/error_expect.h"
 
 namespace {
 
@@ -40,21 +41,8 @@ rules:
     mode: enforce              # enforce | audit
 )";
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
-
-void expect_parts(const std::string& msg, std::initializer_list<const char*> parts) {
-  for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' missing from: " << msg;
-}
+using ::mixserve::testing::error_of;
+using ::mixserve::testing::expect_parts;
 
 TEST(FleetParse, IssueExampleAsWritten) {
   const auto cat = fleet::Catalogue::builtin();

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "gateway/cluster_config.h"
 #include "support/test_support.h"
+#include "support/error_expect.h"
 
 namespace mixserve::gateway {
 namespace {
@@ -20,21 +21,9 @@ void write_file(const std::string& path, const std::string& text) {
 }
 
 // The message of the Error that `f` throws (expected: `code`); fails the test when nothing is thrown.
-template <typename F>
-std::string error_of(F&& f, ErrorCode code = ErrorCode::kInvalidArgument) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an error";
-  return "";
-}
 
-void expect_parts(const std::string& msg, std::initializer_list<const char*> parts) {
-  for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' missing from: " << msg;
-}
+using ::mixserve::testing::error_of;
+using ::mixserve::testing::expect_parts;
 
 // Parses `text` as "c.yaml" with no base folder.
 auto parse(const std::string& text) {

@@ -2,7 +2,6 @@
 // the CSV/JSON/HTML renderings, malformed payloads, tampered ledgers, measure() of every basis, and the
 // usage series summed from usage_sample records.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <cmath>
 #include <cstdio>
@@ -17,6 +16,7 @@
 #include "policy/measure.h"
 #include "policy/report.h"
 #include "policy/usage.h"
+#include "support/ledger_edit.h"
 #include "support/test_support.h"
 
 namespace mixserve::policy {
@@ -386,29 +386,11 @@ TEST(Report, HtmlHasChartsThresholdViolationsAndEscapedNames) {
   EXPECT_NE(html.find(">50%<"), std::string::npos) << "y axis in percent";
 }
 
-// Edits the file as the sqlite3 tool would: the update trigger is dropped and put back with its own
-// text, so only the edit is left for verify() to find.
-void tamper(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  ASSERT_EQ(
-      sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = 'records_no_update'", -1, &stmt, nullptr),
-      SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  const std::string trigger = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-  sqlite3_finalize(stmt);
-  char* err = nullptr;
-  const auto all = "DROP TRIGGER records_no_update; " + sql + "; " + trigger;
-  ASSERT_EQ(sqlite3_exec(db, all.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-  sqlite3_close(db);
-}
-
 TEST(Report, TamperedLedgerIsFlaggedInEveryFormat) {
   TempDir dir;
   const auto path = make_history(dir);
   // Someone improves day 1's share after the fact.
-  tamper(path, "UPDATE records SET payload = replace(payload, '\"numerator\":7.0', '\"numerator\":9.0') WHERE seq = 3");
+  testing::edit_ledger_behind_triggers(path, "UPDATE records SET payload = replace(payload, '\"numerator\":7.0', '\"numerator\":9.0') WHERE seq = 3");
   const auto report = build_report(Ledger::open(path), "", "");
   EXPECT_FALSE(report.verify.ok);
   EXPECT_EQ(report.verify.first_bad_seq, 3);
@@ -476,7 +458,7 @@ TEST(Report, MalformedPayloadsAreErrorsNamingTheRecord) {
 TEST(Report, PayloadMadeUnreadableByTamperingNamesRecordAndDamage) {
   TempDir dir;
   const auto path = make_history(dir);
-  tamper(path, "UPDATE records SET payload = '{not json' WHERE seq = 4");
+  testing::edit_ledger_behind_triggers(path, "UPDATE records SET payload = '{not json' WHERE seq = 4");
   try {
     build_report(Ledger::open(path), "", "");
     FAIL() << "accepted a broken payload";

@@ -2,7 +2,6 @@
 // prorating at the window bounds (adjacent windows add up), unknown nodes and chips, malformed payloads
 // naming the seq, tampered ledgers refused, and rules evaluated on the result.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <nlohmann/json.hpp>
 #include <random>
@@ -16,6 +15,7 @@
 #include "policy/policy.h"
 #include "policy/report.h"
 #include "policy/usage.h"
+#include "support/ledger_edit.h"
 #include "support/test_support.h"
 
 namespace mixserve::policy {
@@ -263,23 +263,6 @@ TEST(UsageLedger, MalformedPayloadsAreErrorsNamingTheSeq) {
   EXPECT_EQ(s.usage().samples, 1);
 }
 
-// Edits the file as the sqlite3 tool would: the update trigger is dropped and put back.
-void tamper(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  ASSERT_EQ(
-      sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = 'records_no_update'", -1, &stmt, nullptr),
-      SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  const std::string trigger = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-  sqlite3_finalize(stmt);
-  char* err = nullptr;
-  const auto all = "DROP TRIGGER records_no_update; " + sql + "; " + trigger;
-  ASSERT_EQ(sqlite3_exec(db, all.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-  sqlite3_close(db);
-}
-
 TEST(UsageLedger, ATamperedLedgerIsRefused) {
   LedgerFixture s;
   s.add(sample("a1", "huawei-ascend-910b", 0, 1, 10, 0.1, true), 1);
@@ -287,7 +270,7 @@ TEST(UsageLedger, ATamperedLedgerIsRefused) {
   s.add(sample("a1", "huawei-ascend-910b", 1, 2, 10, 0.1, true), 2);
   EXPECT_EQ(s.usage().samples, 3);
   // Someone shrinks the foreign tokens after the fact.
-  tamper(s.path, "UPDATE records SET payload = replace(payload, '9000.0', '9.0') WHERE seq = 2");
+  testing::edit_ledger_behind_triggers(s.path, "UPDATE records SET payload = replace(payload, '9000.0', '9.0') WHERE seq = 2");
   const auto ledger = Ledger::open(s.path, LedgerOpenMode::kExisting);
   try {
     usage_from_ledger(ledger, "", "", s.fleet, s.catalogue);

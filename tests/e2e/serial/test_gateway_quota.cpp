@@ -119,7 +119,7 @@ std::string quota_config(double queue_timeout_s) {
 TEST(GatewayQuota, HalfDomesticInEveryWindowAtNearlyTheBestThroughputTheRuleAllows) {
   TempDir dir;
   auto fleet = slow_domestic_fleet(dir);
-  testing::write_text(dir.file("policy.yaml"), policy_yaml(0.5, "enforce"));
+  dir.write("policy.yaml", policy_yaml(0.5, "enforce"));
   fleet.start_gateway(quota_config(30));
   const LoadResult r = run_load(fleet.port(), 10, 6.0);
   ASSERT_TRUE(r.errors.empty()) << r.errors.front();
@@ -142,7 +142,7 @@ TEST(GatewayQuota, HalfDomesticInEveryWindowAtNearlyTheBestThroughputTheRuleAllo
 TEST(GatewayQuota, DomesticOnlyRuleSendsNothingAbroadAndRefusesWhenDomesticIsGone) {
   TempDir dir;
   auto fleet = slow_domestic_fleet(dir);
-  testing::write_text(dir.file("policy.yaml"), policy_yaml(1.0, "enforce"));
+  dir.write("policy.yaml", policy_yaml(1.0, "enforce"));
   fleet.start_gateway(quota_config(1.0));
   const LoadResult r = run_load(fleet.port(), 4, 3.0);
   ASSERT_TRUE(r.errors.empty()) << r.errors.front();
@@ -168,7 +168,7 @@ TEST(GatewayQuota, DomesticOnlyRuleSendsNothingAbroadAndRefusesWhenDomesticIsGon
 TEST(GatewayQuota, AuditModeServesAbroadAndRecordsTheViolation) {
   TempDir dir;
   auto fleet = slow_domestic_fleet(dir);
-  testing::write_text(dir.file("policy.yaml"), policy_yaml(1.0, "audit"));
+  dir.write("policy.yaml", policy_yaml(1.0, "audit"));
   fleet.start_gateway(quota_config(30) + "ledger: ledger.db\n");
   const LoadResult r = run_load(fleet.port(), 6, 2.0);
   ASSERT_TRUE(r.errors.empty()) << r.errors.front();
