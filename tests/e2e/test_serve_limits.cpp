@@ -138,10 +138,23 @@ TEST(ServeLimits, MissingApiKeyFileIsAStartError) {
 
 TEST(ServeLimits, FullQueueGets429WithRetryAfter) {
   TempDir dir;
-  ServerProcess server(serve_args(synth(dir), {"--max-seqs", "1", "--max-queue", "1"}), dir.file("server.log"));
-  const json request = {{"model", "tiny"}, {"prompt", "busy"}, {"max_tokens", 100}, {"temperature", 0}};
+  // A 2048-token context, so the first request runs long enough (1000 tokens) to hold the only slot.
+  ServerProcess server(serve_args(synth(dir, "embd=256,layers=4,heads=8,kv_heads=2,ff=704,ctx=2048"),
+                                  {"--alias", "tiny", "--max-seqs", "1", "--max-queue", "1"}),
+                       dir.file("server.log"));
+  const json request = {{"model", "tiny"}, {"prompt", "busy"}, {"max_tokens", 8}, {"temperature", 0}};
+  json first = request;
+  first["max_tokens"] = 1000;
+  first["ignore_eos"] = true;
   std::vector<std::future<testing::JsonReply>> replies;
-  for (int i = 0; i < 8; ++i) {
+  replies.push_back(std::async(std::launch::async, [&] { return post_json(server.port(), "/v1/completions", first); }));
+  // Only once it runs do the others arrive: one of them waits in the queue, the rest are refused
+  // (without this wait, all eight could reach the queue before the engine takes the first).
+  for (int i = 0; i < 500; ++i) {
+    if (get_json(server.port(), "/v1/node").body["load"]["running"] == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (int i = 1; i < 8; ++i) {
     replies.push_back(std::async(std::launch::async, [&] { return post_json(server.port(), "/v1/completions", request); }));
   }
   int ok = 0, refused = 0;
