@@ -9,6 +9,7 @@
 // limit of decode; shown with a '/s' suffix by the library, it is a plain ratio).
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "backends/cpu/matmul_kernels.h"
+#include "backends/cpu/weight_packing.h"
 #include "common/cpu_features.h"
 #include "common/dtype.h"
 #include "common/thread_pool.h"
@@ -36,20 +38,27 @@ struct FreeDeleter {
 
 // The 1 GiB arena: weights cycle through it, the read baseline streams over it.
 struct Arena {
-  std::unique_ptr<uint8_t, FreeDeleter> data{static_cast<uint8_t*>(std::aligned_alloc(64, kArenaBytes))};
+  std::unique_ptr<uint8_t, FreeDeleter> data{static_cast<uint8_t*>(std::aligned_alloc(size_t{2} << 20, kArenaBytes))};
   bool filled = false;
   DType type = DType::kF32;
+  int64_t packed_k = 0;  // 0: GGUF layout; else rows of packed_k elements, packed
 };
 
+// Backed by huge pages where the kernel grants them, like the model weights (engine/model.cpp).
 Arena& the_arena() {
-  static Arena a;
+  static Arena a = [] {
+    Arena fresh;
+    madvise(fresh.data.get(), kArenaBytes, MADV_HUGEPAGE);
+    return fresh;
+  }();
   return a;
 }
 
-// The arena filled with valid blocks of `type` back to back (refilled when the type changes).
-uint8_t* arena(DType type) {
+// The arena filled with valid blocks of `type` back to back (refilled when the type changes);
+// packed_k > 0: then packed (weight_packing.h) as rows of packed_k elements.
+uint8_t* arena(DType type, int64_t packed_k = 0) {
   Arena& a = the_arena();
-  if (!a.filled || a.type != type) {
+  if (!a.filled || a.type != type || a.packed_k != packed_k) {
     constexpr int64_t kChunkElems = 1 << 20;  // a multiple of every block size
     std::vector<float> src(kChunkElems);
     std::mt19937 rng(1);
@@ -60,14 +69,22 @@ uint8_t* arena(DType type) {
     for (size_t off = chunk; off < kArenaBytes; off += chunk) {
       std::memcpy(a.data.get() + off, a.data.get(), std::min(chunk, kArenaBytes - off));
     }
+    if (packed_k > 0) {
+      const size_t row = *dtype_row_bytes(type, packed_k);
+      cpu::pack_rows(type, packed_k, a.data.get(), row, static_cast<int64_t>(kArenaBytes / row));
+    }
     a.filled = true;
     a.type = type;
+    a.packed_k = packed_k;
   }
   return a.data.get();
 }
 
 // The arena with whatever it holds (filled once so every page is mapped).
-const uint8_t* arena_any() { return arena(the_arena().filled ? the_arena().type : DType::kF32); }
+const uint8_t* arena_any() {
+  const Arena& a = the_arena();
+  return a.filled ? arena(a.type, a.packed_k) : arena(DType::kF32);
+}
 
 ThreadPool& pool(int n_threads) {
   static ThreadPool one(1);
@@ -144,19 +161,31 @@ std::vector<uint8_t> activations(DType type, int64_t k, int64_t n_tok) {
 }
 
 // Rows [0, n) split into one contiguous, 16-aligned range per thread.
-void run_rows(int n_threads, DType type, int64_t k, const uint8_t* w, size_t w_row, int64_t n,
+// packed: the weights are packed (weight_packing.h).
+void run_rows(int n_threads, DType type, bool packed, int64_t k, const uint8_t* w, size_t w_row, int64_t n,
               const uint8_t* x, size_t x_row, int64_t n_tok, float* y) {
   pool(n_threads).run([&](int ith, int nth) {
     const int64_t per = (n / nth + 15) / 16 * 16;
     const int64_t r0 = std::min(n, per * ith);
     const int64_t r1 = ith == nth - 1 ? n : std::min(n, per * (ith + 1));
-    cpu::matmul_rows(type, k, w, w_row, r0, r1, x, x_row, n_tok, y, n);
+    if (packed) {
+      cpu::matmul_packed_rows(type, k, w, w_row, r0, r1, x, x_row, n_tok, y, n);
+    } else {
+      cpu::matmul_rows(type, k, w, w_row, r0, r1, x, x_row, n_tok, y, n);
+    }
   });
 }
 
-std::string shape_label(DType type, int64_t k, int64_t n, int n_threads) {
-  return std::string(dtype_name(type)) + " " + std::to_string(k) + "x" + std::to_string(n) + " " +
-         std::to_string(n_threads) + "T " + cpu::matmul_variant(type);
+std::string shape_label(DType type, bool packed, int64_t k, int64_t n, int n_threads) {
+  return std::string(dtype_name(type)) + (packed ? " packed " : " ") + std::to_string(k) + "x" + std::to_string(n) +
+         " " + std::to_string(n_threads) + "T " + cpu::matmul_variant(type);
+}
+
+// Whether a benchmark asks for packed weights (its argument `arg`), and whether this CPU has them.
+bool want_packed(benchmark::State& state, int arg, DType type, int64_t k) {
+  if (state.range(arg) == 0) return false;
+  if (!cpu::packed_matmul_available(type, k, *dtype_row_bytes(type, k))) state.SkipWithError("no packed kernel here");
+  return true;
 }
 
 // n_tok = 1 over a different, cold copy of the weights each iteration.
@@ -165,16 +194,18 @@ void BM_Matvec(benchmark::State& state) {
   const int64_t k = kShapes[state.range(1)][0];
   const int64_t n = kShapes[state.range(1)][1];
   const int n_threads = static_cast<int>(state.range(2));
+  const bool packed = want_packed(state, 3, type, k);
+  if (state.error_occurred()) return;
   const size_t w_row = *dtype_row_bytes(type, k);
   const size_t mat = w_row * static_cast<size_t>(n);
   const size_t slots = kArenaBytes / mat;
-  const uint8_t* base = arena(type);
+  const uint8_t* base = arena(type, packed ? k : 0);
   const double limit = read_bandwidth();
   const auto x = activations(type, k, 1);
   std::vector<float> y(static_cast<size_t>(n));
   size_t slot = 0;
   for (auto _ : state) {
-    run_rows(n_threads, type, k, base + mat * slot, w_row, n, x.data(), x.size(), 1, y.data());
+    run_rows(n_threads, type, packed, k, base + mat * slot, w_row, n, x.data(), x.size(), 1, y.data());
     slot = (slot + 1) % slots;
     benchmark::DoNotOptimize(y.data());
   }
@@ -183,7 +214,31 @@ void BM_Matvec(benchmark::State& state) {
                                                benchmark::Counter::kIsIterationInvariantRate);
   state.counters["of_read_bw"] = benchmark::Counter(static_cast<double>(mat) / limit,
                                                     benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(shape_label(type, k, n, n_threads));
+  state.SetLabel(shape_label(type, packed, k, n, n_threads));
+}
+
+// n_tok = batch over the same weights each iteration, small enough to stay in L2 (k 2048 x n 256,
+// or 5632 x 64 for shape 3): the kernel's own speed without memory traffic, i.e. how far above the
+// memory bandwidth its compute ceiling is (one token) and what a batched decode step costs.
+void BM_ProductHot(benchmark::State& state) {
+  const DType type = kTypes[state.range(0)];
+  const int64_t k = state.range(1) == 3 ? 5632 : 2048;
+  const int64_t n = state.range(1) == 3 ? 64 : 256;
+  const int64_t batch = state.range(2);
+  const bool packed = want_packed(state, 3, type, k);
+  if (state.error_occurred()) return;
+  const size_t w_row = *dtype_row_bytes(type, k);
+  const uint8_t* w = arena(type, packed ? k : 0);
+  const auto x = activations(type, k, batch);
+  const size_t x_row = x.size() / static_cast<size_t>(batch);
+  std::vector<float> y(static_cast<size_t>(n * batch));
+  for (auto _ : state) {
+    run_rows(1, type, packed, k, w, w_row, n, x.data(), x_row, batch, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * w_row * static_cast<size_t>(n)));
+  state.counters["tokens"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(shape_label(type, packed, k, n, 1) + " batch " + std::to_string(batch));
 }
 
 // n_tok = 512 (a prefill batch) against one copy of the weights.
@@ -193,18 +248,20 @@ void BM_Prefill(benchmark::State& state) {
   const int64_t k = kShapes[state.range(1)][0];
   const int64_t n = kShapes[state.range(1)][1];
   const int n_threads = static_cast<int>(state.range(2));
+  const bool packed = want_packed(state, 3, type, k);
+  if (state.error_occurred()) return;
   const size_t w_row = *dtype_row_bytes(type, k);
-  const uint8_t* w = arena(type);
+  const uint8_t* w = arena(type, packed ? k : 0);
   const auto x = activations(type, k, kTokens);
   const size_t x_row = x.size() / kTokens;
   std::vector<float> y(static_cast<size_t>(n * kTokens));
   for (auto _ : state) {
-    run_rows(n_threads, type, k, w, w_row, n, x.data(), x_row, kTokens, y.data());
+    run_rows(n_threads, type, packed, k, w, w_row, n, x.data(), x_row, kTokens, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["flops"] = benchmark::Counter(2.0 * static_cast<double>(k * n * kTokens),
                                                benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(shape_label(type, k, n, n_threads));
+  state.SetLabel(shape_label(type, packed, k, n, n_threads));
 }
 
 // n_tok = batch (continuous-batching decode: one token from each of `batch` sequences) over a
@@ -215,51 +272,73 @@ void BM_DecodeBatch(benchmark::State& state) {
   const int64_t n = kShapes[state.range(1)][1];
   const int64_t batch = state.range(2);
   const int n_threads = static_cast<int>(state.range(3));
+  const bool packed = want_packed(state, 4, type, k);
+  if (state.error_occurred()) return;
   const size_t w_row = *dtype_row_bytes(type, k);
   const size_t mat = w_row * static_cast<size_t>(n);
   const size_t slots = kArenaBytes / mat;
-  const uint8_t* base = arena(type);
+  const uint8_t* base = arena(type, packed ? k : 0);
   const auto x = activations(type, k, batch);
   const size_t x_row = x.size() / static_cast<size_t>(batch);
   std::vector<float> y(static_cast<size_t>(n * batch));
   size_t slot = 0;
   for (auto _ : state) {
-    run_rows(n_threads, type, k, base + mat * slot, w_row, n, x.data(), x_row, batch, y.data());
+    run_rows(n_threads, type, packed, k, base + mat * slot, w_row, n, x.data(), x_row, batch, y.data());
     slot = (slot + 1) % slots;
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["tokens"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["flops"] = benchmark::Counter(2.0 * static_cast<double>(k * n * batch),
                                                benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(shape_label(type, k, n, n_threads) + " batch " + std::to_string(batch));
+  state.SetLabel(shape_label(type, packed, k, n, n_threads) + " batch " + std::to_string(batch));
 }
+
+// The last argument of every product benchmark: 1 = packed weights (Q4_0 and Q8_0 only).
+std::vector<int64_t> layouts(int64_t type) { return type < 2 ? std::vector<int64_t>{0, 1} : std::vector<int64_t>{0}; }
 
 void decode_batch_args(benchmark::internal::Benchmark* b) {
   for (int64_t t : {0, 1}) {
-    for (int64_t batch : {1, 2, 4, 8, 16, 32, 64}) b->Args({t, 2, batch, 2});
+    for (int64_t packed : layouts(t)) {
+      for (int64_t s : {2, 3}) {
+        for (int64_t batch : {1, 2, 4, 8, 16, 32, 64}) b->Args({t, s, batch, 2, packed});
+      }
+    }
   }
 }
 
 void matvec_args(benchmark::internal::Benchmark* b) {
   for (int64_t t = 0; t < 5; ++t) {
-    for (int64_t s = 0; s < 5; ++s) {
-      for (int64_t threads : {1, 2}) b->Args({t, s, threads});
+    for (int64_t packed : layouts(t)) {
+      for (int64_t s = 0; s < 5; ++s) {
+        for (int64_t threads : {1, 2}) b->Args({t, s, threads, packed});
+      }
     }
   }
 }
 
 void prefill_args(benchmark::internal::Benchmark* b) {
   for (int64_t t = 0; t < 5; ++t) {
-    for (int64_t s = 0; s < 5; ++s) {
-      if (t >= 2 && s != 0 && s != 2) continue;  // float formats: two shapes are enough
-      for (int64_t threads : {1, 2}) b->Args({t, s, threads});
+    for (int64_t packed : layouts(t)) {
+      for (int64_t s = 0; s < 5; ++s) {
+        if (t >= 2 && s != 0 && s != 2) continue;  // float formats: two shapes are enough
+        for (int64_t threads : {1, 2}) b->Args({t, s, threads, packed});
+      }
     }
   }
 }
 
-BENCHMARK(BM_Matvec)->Apply(matvec_args)->ArgNames({"type", "shape", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_DecodeBatch)->Apply(decode_batch_args)->ArgNames({"type", "shape", "batch", "threads"})->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_Prefill)->Apply(prefill_args)->ArgNames({"type", "shape", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Matvec)->Apply(matvec_args)->ArgNames({"type", "shape", "threads", "packed"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ProductHot)->Apply([](benchmark::internal::Benchmark* b) {
+  for (int64_t t : {0, 1}) {
+    for (int64_t packed : layouts(t)) {
+      for (int64_t s : {0, 3}) {
+        for (int64_t batch : {1, 4, 8, 16}) b->Args({t, s, batch, packed});
+      }
+    }
+  }
+})->ArgNames({"type", "shape", "batch", "packed"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DecodeBatch)->Apply(decode_batch_args)->ArgNames({"type", "shape", "batch", "threads", "packed"})->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Prefill)->Apply(prefill_args)->ArgNames({"type", "shape", "threads", "packed"})->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace mixserve

@@ -10,7 +10,7 @@
 
 namespace mixserve::cli {
 
-/// -m/--model, --device, --split, --no-fallback, -t/--threads, --mmap.
+/// -m/--model, --device, --split, --no-fallback, -t/--threads, --mmap, --no-pack.
 struct ModelFlags {
   std::string path;            ///< GGUF file
   std::string device = "cpu";  ///< device ids in priority order ("opencl:0,cpu"), or "list"
@@ -18,6 +18,7 @@ struct ModelFlags {
   bool no_fallback = false;    ///< an op its first-choice device cannot run is an error
   int threads = 0;             ///< CPU threads; 0 = all usable cores
   bool mmap = false;           ///< read weights in place from the mapped file instead of copying them
+  bool no_pack = false;        ///< keep copied weights in the GGUF layout
 
   /// Registers the flags on `cmd`.
   void add_to(CLI::App* cmd);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -121,10 +122,11 @@ std::vector<hal::Tensor*> weight_tensors(ModelWeights& w) {
 }
 
 // Places the ops of one decode step by the policy (recording the op table) and returns, for each
-// weight, the device of the op that reads it: weights live where they are used.
+// weight, the device of the op that reads it: weights live where they are used. `not_packable`
+// gets the weights some op reads other than as the weights of a matrix product.
 std::map<const hal::Tensor*, hal::Device*> plan_weights(const ModelConfig& c, ModelWeights& w,
                                                         const hal::PlacementPolicy& policy, hal::Buffer& any,
-                                                        hal::OpTable& table) {
+                                                        hal::OpTable& table, std::set<const hal::Tensor*>& not_packable) {
   ForwardLayout probe = layout_forward(c, 1, 1);
   ForwardBuffers& b = probe.buffers;
   for (hal::Tensor* t : b.activations()) {
@@ -139,8 +141,10 @@ std::map<const hal::Tensor*, hal::Device*> plan_weights(const ModelConfig& c, Mo
   for (const hal::Op& op : graph.ops) {
     const hal::OpPlacement p = policy.place(op);
     table.add(op, p);
-    for (const hal::Tensor* t : op.src) {
+    for (size_t i = 0; i < op.src.size(); ++i) {
+      const hal::Tensor* t = op.src[i];
       if (std::find(weights.begin(), weights.end(), t) == weights.end()) continue;
+      if (op.kind != hal::OpKind::kMatMul || i != 0) not_packable.insert(t);
       auto [it, inserted] = device_of.emplace(t, p.device);
       MIXSERVE_CHECK(inserted || it->second == p.device, "weight ", t->name, " is read on two devices");
     }
@@ -188,6 +192,19 @@ std::unique_ptr<hal::Buffer> upload(hal::Device& device, const std::vector<hal::
   return buffer;
 }
 
+// The tensors of `tensors` (uploaded to one buffer) that only matrix products read as weights and
+// that share their bytes with no other tensor (a tied output matrix is also the embedding table).
+std::vector<hal::Tensor*> packable(const std::vector<hal::Tensor*>& tensors,
+                                   const std::set<const hal::Tensor*>& not_packable) {
+  std::map<size_t, int> users;
+  for (const hal::Tensor* t : tensors) ++users[t->offset];
+  std::vector<hal::Tensor*> out;
+  for (hal::Tensor* t : tensors) {
+    if (!not_packable.contains(t) && users[t->offset] == 1) out.push_back(t);
+  }
+  return out;
+}
+
 }  // namespace
 
 Model::~Model() = default;
@@ -210,7 +227,8 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   hal::Device& host = *hal::Registry::instance().devices().front();
   auto image = host.wrap_host(file.image().data(), file.image().size());
   m->weights_ = bind_weights(m->config_, file, *image);
-  const auto device_of = plan_weights(m->config_, m->weights_, m->placement_, *image, m->op_table_);
+  std::set<const hal::Tensor*> not_packable;
+  const auto device_of = plan_weights(m->config_, m->weights_, m->placement_, *image, m->op_table_, not_packable);
   if (m->op_table_.fallbacks() > 0) {
     log_warn(m->op_table_.fallbacks(), " of ", m->op_table_.total(), " ops per step fall back from their first-choice "
              "device (", m->placement_.describe(), "); see the op table");
@@ -234,6 +252,10 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     if (here.empty()) continue;
     if (options.use_mmap && device == &host) continue;  // the tensors already point into the mapped file
     m->buffers_.push_back(upload(*device, here, file.image().data(), count));
+    if (options.pack_weights) {
+      const size_t packed = device->pack_weights(packable(here, not_packable));
+      if (packed > 0) log_debug(device->info().id, ": ", packed, " weight matrices packed for its kernels");
+    }
   }
   if (options.use_mmap) m->buffers_.push_back(std::move(image));
   log_debug("loaded ", path, ": ", m->config_.arch, ", ", m->config_.n_layer, " layers, ",

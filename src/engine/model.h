@@ -30,6 +30,8 @@ struct LoadOptions {
   bool use_mmap = false;        ///< read weights in place from the mapped file (instant load, less memory);
                                 ///< false copies them into device memory (on CPU: anonymous memory that
                                 ///< transparent huge pages back, which decodes up to 2x faster)
+  bool pack_weights = true;     ///< let devices rearrange copied matmul weights into the layout their
+                                ///< kernels read fastest (CPU: packed Q4_0/Q8_0 rows); false keeps the GGUF layout
 };
 
 /// An immutable, loaded model; shared by any number of Sessions.

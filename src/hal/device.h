@@ -80,6 +80,14 @@ class Device {
   virtual std::unique_ptr<Buffer> wrap_host(const void* data, size_t bytes);
   /// Creates a new stream on this device.
   virtual std::unique_ptr<Stream> create_stream(const StreamOptions& options = {}) = 0;
+  /// Offers weights in buffers this device allocated, read only as the weights (src[0]) of this
+  /// device's matrix products and sharing their bytes with no other tensor, to be rearranged in
+  /// place into a layout the device's kernels read faster; those it rearranges get layout
+  /// kDevicePacked. Optional: the default keeps every layout. Returns how many it packed.
+  virtual size_t pack_weights(std::span<Tensor* const> weights) {
+    (void)weights;
+    return 0;
+  }
 };
 
 /// A family of devices with one implementation (cpu, cuda, opencl, ...).

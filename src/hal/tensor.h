@@ -12,6 +12,13 @@ namespace mixserve::hal {
 
 class Buffer;
 
+/// How a tensor's bytes are arranged.
+enum class TensorLayout : uint8_t {
+  kGguf,          ///< as GGUF stores them (blocks of dtype one after the other)
+  kDevicePacked,  ///< rearranged by the device holding the buffer (Device::pack_weights) for its own
+                  ///< kernels: only that device's matrix products read it
+};
+
 /// Dense, row-major tensor of up to 4 dimensions. ne[0] is the innermost (contiguous) dimension,
 /// as in GGUF: a weight matrix with K inputs and N outputs has ne = {K, N, 1, 1}.
 /// Non-owning: the Buffer outlives the tensor.
@@ -21,6 +28,7 @@ struct Tensor {
   std::array<int64_t, 4> ne = {1, 1, 1, 1};  ///< elements per dimension
   Buffer* buffer = nullptr;                ///< storage; nullptr = not allocated yet
   size_t offset = 0;                       ///< byte offset into the buffer
+  TensorLayout layout = TensorLayout::kGguf;  ///< byte arrangement
 
   /// Number of elements.
   int64_t elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }

@@ -2,8 +2,6 @@
 // quant::dot_reference, the bit-identity contract (batch size, row ranges), agreement between
 // variants, byte-identical activation quantisation, and argument errors of the public entry points.
 #include <gtest/gtest.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +15,7 @@
 #include "backends/cpu/matmul_variants.h"
 #include "common/error.h"
 #include "quant/quant.h"
+#include "support/guarded_buffer.h"
 
 namespace mixserve::cpu {
 namespace {
@@ -228,38 +227,6 @@ TEST(MatmulKernels, EveryBatchSizeMatchesOneTokenAtATime) {
   }
 }
 
-// `bytes` of memory flush against an inaccessible page: after the data (kAfter) or before it.
-class GuardedBuffer {
- public:
-  enum Side { kAfter, kBefore };
-  GuardedBuffer(size_t bytes, Side side) {
-    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    data_pages_ = (bytes + page_ - 1) / page_;
-    map_bytes_ = (data_pages_ + 1) * page_;
-    void* m = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return;
-    base_ = static_cast<uint8_t*>(m);
-    if (side == kAfter) {
-      mprotect(base_ + data_pages_ * page_, page_, PROT_NONE);
-      data_ = base_ + data_pages_ * page_ - bytes;
-    } else {
-      mprotect(base_, page_, PROT_NONE);
-      data_ = base_ + page_;
-    }
-  }
-  ~GuardedBuffer() {
-    if (base_ != nullptr) munmap(base_, map_bytes_);
-  }
-  GuardedBuffer(const GuardedBuffer&) = delete;
-  GuardedBuffer& operator=(const GuardedBuffer&) = delete;
-  uint8_t* data() const { return data_; }
-
- private:
-  size_t page_ = 0, data_pages_ = 0, map_bytes_ = 0;
-  uint8_t* base_ = nullptr;
-  uint8_t* data_ = nullptr;
-};
-
 TEST(MatmulKernels, KernelsNeverReadOutsideTheirInputs) {
   // Weights and activations flush against an inaccessible page on either side: a read past
   // either end crashes the test. Results must still match the reference.
@@ -268,11 +235,11 @@ TEST(MatmulKernels, KernelsNeverReadOutsideTheirInputs) {
       const std::vector<int64_t> ks = is_quantised(type) ? std::vector<int64_t>{32, 64, 96, 512, 4128}
                                                          : std::vector<int64_t>{1, 17, 33, 512};
       for (int64_t k : ks) {
-        for (auto side : {GuardedBuffer::kAfter, GuardedBuffer::kBefore}) {
+        for (auto side : {testing::GuardedBuffer::kAfter, testing::GuardedBuffer::kBefore}) {
           for (int64_t n_tok : {1, 2, 5}) {
             const Problem p = make_problem(type, k, 17, n_tok, static_cast<uint32_t>(k + n_tok));
             const auto xs = convert(*v, p);
-            GuardedBuffer w(p.w.size(), side), x(xs.size(), side);
+            testing::GuardedBuffer w(p.w.size(), side), x(xs.size(), side);
             ASSERT_NE(w.data(), nullptr);
             ASSERT_NE(x.data(), nullptr);
             std::memcpy(w.data(), p.w.data(), p.w.size());

@@ -7,6 +7,8 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/cpu_stream.h"
+#include "backends/cpu/matmul_kernels.h"
+#include "backends/cpu/weight_packing.h"
 #include "common/cpu_features.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
@@ -91,6 +93,7 @@ bool CpuDevice::supports_op(const hal::Op& op) const {
     case hal::OpKind::kGetRows:
     case hal::OpKind::kMatMul:
       return op.src[0] != nullptr && dtype_info(op.src[0]->dtype).computable &&
+             (op.kind == hal::OpKind::kMatMul || op.src[0]->layout == hal::TensorLayout::kGguf) &&
              (op.kind == hal::OpKind::kGetRows ? op.src[1] != nullptr && op.src[1]->dtype == DType::kI32
                                                : is_f32(op.src[1]));
     case hal::OpKind::kAdd:
@@ -123,6 +126,26 @@ std::unique_ptr<hal::Buffer> CpuDevice::wrap_host(const void* data, size_t bytes
 
 std::unique_ptr<hal::Stream> CpuDevice::create_stream(const hal::StreamOptions& options) {
   return std::make_unique<CpuStream>(*this, options.n_threads);
+}
+
+size_t CpuDevice::pack_weights(std::span<hal::Tensor* const> weights) {
+  std::vector<hal::Tensor*> todo;
+  for (hal::Tensor* t : weights) {
+    const auto* buffer = dynamic_cast<const CpuBuffer*>(t->buffer);
+    if (buffer == nullptr || &buffer->device() != this || !buffer->owned() || t->layout != hal::TensorLayout::kGguf) continue;
+    if (packed_matmul_available(t->dtype, t->ne[0], t->row_bytes())) todo.push_back(t);
+  }
+  if (todo.empty()) return 0;
+  ThreadPool pool;
+  for (hal::Tensor* t : todo) {
+    auto* base = static_cast<uint8_t*>(t->host_data());
+    const size_t row_bytes = t->row_bytes();
+    pool.parallel_for(t->rows(), 64, [&](int64_t begin, int64_t end, int) {
+      pack_rows(t->dtype, t->ne[0], base + static_cast<size_t>(begin) * row_bytes, row_bytes, end - begin);
+    });
+    t->layout = hal::TensorLayout::kDevicePacked;
+  }
+  return todo.size();
 }
 
 std::unique_ptr<hal::Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }

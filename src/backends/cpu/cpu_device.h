@@ -16,6 +16,8 @@ class CpuBuffer : public hal::Buffer {
   size_t size() const override { return bytes_; }
   void* host_ptr() const override { return data_; }
   hal::Device& device() const override { return device_; }
+  /// Whether the buffer allocated its memory (false: it wraps memory it must not change).
+  bool owned() const { return owned_; }
 
  private:
   hal::Device& device_;
@@ -33,6 +35,8 @@ class CpuDevice : public hal::Device {
   std::unique_ptr<hal::Buffer> allocate(size_t bytes) override;
   std::unique_ptr<hal::Buffer> wrap_host(const void* data, size_t bytes) override;
   std::unique_ptr<hal::Stream> create_stream(const hal::StreamOptions& options) override;
+  /// Packs Q4_0/Q8_0 weights whose rows the AVX-512 VNNI kernels read packed (weight_packing.h).
+  size_t pack_weights(std::span<hal::Tensor* const> weights) override;
 
  private:
   std::string cpu_name_;

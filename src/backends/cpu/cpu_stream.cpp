@@ -107,8 +107,13 @@ void CpuStream::mat_mul(const hal::Op& op) {
   const auto* wdata = w.host_data();
   const size_t w_row = w.row_bytes();
   float* y = f32(op.dst);
+  const bool packed = w.layout == hal::TensorLayout::kDevicePacked;
   pool_.parallel_for(n_out, matmul_grain(n_out, pool_.size()), [&](int64_t r0, int64_t r1, int) {
-    matmul_rows(w.dtype, k, wdata, w_row, r0, r1, xq, act_row, n_tok, y, n_out);
+    if (packed) {
+      matmul_packed_rows(w.dtype, k, wdata, w_row, r0, r1, xq, act_row, n_tok, y, n_out);
+    } else {
+      matmul_rows(w.dtype, k, wdata, w_row, r0, r1, xq, act_row, n_tok, y, n_out);
+    }
   });
 }
 

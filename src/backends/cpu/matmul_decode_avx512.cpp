@@ -18,8 +18,6 @@ namespace {
 // How far ahead rows are prefetched (bytes, past the row end into the next row).
 constexpr int64_t kPrefetchBytes = 4096;
 
-inline __mmask64 first_bytes(int64_t n) { return n >= 64 ? ~0ull : n <= 0 ? 0ull : (1ull << n) - 1; }
-
 // Per group of 16 activation blocks, in the format's lane order (0 past nb): the scales, and the
 // corrections -corr * (sum of the block's values) that turn the unsigned-weight sums into isum.
 struct alignas(64) GroupLanes {

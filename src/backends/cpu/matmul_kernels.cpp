@@ -1,9 +1,11 @@
 #include "backends/cpu/matmul_kernels.h"
 
+#include <climits>
 #include <cstdlib>
 #include <memory>
 
 #include "backends/cpu/matmul_variants.h"
+#include "backends/cpu/weight_packing.h"
 #include "common/cpu_features.h"
 #include "common/error.h"
 
@@ -94,22 +96,49 @@ void convert_activation(DType wtype, const float* x, void* dst, int64_t k) {
   active_matmul_kernels().convert_activation(wtype, x, dst, k);
 }
 
+namespace {
+
+// Checks the arguments of a product; false when there is nothing to compute.
+bool check_matmul(const char* what, DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
+                  int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, const float* y, int64_t y_stride) {
+  check_type(wtype, what);
+  const size_t need_w = row_bytes_or_fail(wtype, k, what);
+  const size_t need_x = row_bytes_or_fail(activation_type(wtype), k, what);
+  if (r0 < 0 || r1 < r0 || n_tok < 0) {
+    fail(ErrorCode::kInvalidArgument, what, ": bad ranges rows [", r0, ", ", r1, ") n_tok ", n_tok);
+  }
+  if (r0 == r1 || n_tok == 0) return false;
+  if (w_row_bytes < need_w || x_row_bytes < need_x || (n_tok > 1 && y_stride < r1)) {
+    fail(ErrorCode::kInvalidArgument, what, ": strides too small (w ", w_row_bytes, " < ", need_w, ", x ",
+         x_row_bytes, " < ", need_x, ", or y ", y_stride, " < ", r1, ")");
+  }
+  if (w == nullptr || x == nullptr || y == nullptr) fail(ErrorCode::kInvalidArgument, what, ": null pointer");
+  return true;
+}
+
+}  // namespace
+
 void matmul_rows(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                  const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride) {
-  check_type(wtype, "matmul_rows");
-  const size_t need_w = row_bytes_or_fail(wtype, k, "matmul_rows");
-  const size_t need_x = row_bytes_or_fail(activation_type(wtype), k, "matmul_rows");
-  if (r0 < 0 || r1 < r0 || n_tok < 0) {
-    fail(ErrorCode::kInvalidArgument, "matmul_rows: bad ranges rows [", r0, ", ", r1, ") n_tok ", n_tok);
-  }
-  if (r0 == r1 || n_tok == 0) return;
-  if (w_row_bytes < need_w || x_row_bytes < need_x || (n_tok > 1 && y_stride < r1)) {
-    fail(ErrorCode::kInvalidArgument, "matmul_rows: strides too small (w ", w_row_bytes, " < ", need_w,
-         ", x ", x_row_bytes, " < ", need_x, ", or y ", y_stride, " < ", r1, ")");
-  }
-  if (w == nullptr || x == nullptr || y == nullptr) fail(ErrorCode::kInvalidArgument, "matmul_rows: null pointer");
+  if (!check_matmul("matmul_rows", wtype, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride)) return;
   active_matmul_kernels().matmul_rows(wtype, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y,
                                       y_stride);
+}
+
+bool packed_matmul_available(DType wtype, int64_t k, size_t w_row_bytes) {
+  // The packed prefill kernels gather a tile's 16 rows with 32-bit offsets.
+  return active_matmul_kernels().matmul_packed_rows != nullptr && packable_rows(wtype, k) &&
+         w_row_bytes <= static_cast<size_t>(INT32_MAX / 16);
+}
+
+void matmul_packed_rows(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                        const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride) {
+  if (!packed_matmul_available(wtype, k, w_row_bytes)) {
+    fail(ErrorCode::kInvalidArgument, "matmul_packed_rows: no packed kernel for ", dtype_name(wtype), " rows of ", k,
+         " elements on this CPU (", active_matmul_kernels().name, ")");
+  }
+  if (!check_matmul("matmul_packed_rows", wtype, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride)) return;
+  active_matmul_kernels().matmul_packed_rows(wtype, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride);
 }
 
 const char* matmul_variant(DType wtype) {

@@ -25,6 +25,16 @@ void convert_activation(DType wtype, const float* x, void* dst, int64_t k);
 void matmul_rows(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                  const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride);
 
+/// Whether this CPU's kernels multiply packed rows (weight_packing.h) of `wtype` with k elements,
+/// rows w_row_bytes apart. Such weights may be packed with pack_rows and then go to
+/// matmul_packed_rows only.
+bool packed_matmul_available(DType wtype, int64_t k, size_t w_row_bytes);
+
+/// matmul_rows for weights packed by pack_rows; requires packed_matmul_available. The outputs are
+/// bit-identical to matmul_rows' on the same weights unpacked.
+void matmul_packed_rows(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                        const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride);
+
 /// Name of the kernel variant matmul_rows uses for `wtype` on this CPU ("avx512", "avx2", "scalar").
 const char* matmul_variant(DType wtype);
 

@@ -300,6 +300,6 @@ void matmul_rows_avx2(DType wtype, int64_t k, const void* w, size_t w_row_bytes,
 
 }  // namespace
 
-const MatmulKernelTable kMatmulKernelsAvx2 = {"avx2", convert_activation_avx2, matmul_rows_avx2};
+const MatmulKernelTable kMatmulKernelsAvx2 = {"avx2", convert_activation_avx2, matmul_rows_avx2, nullptr};
 
 }  // namespace mixserve::cpu

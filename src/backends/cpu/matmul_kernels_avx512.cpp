@@ -162,7 +162,7 @@ void matmul_rows_avx512(DType wtype, int64_t k, const void* w, size_t w_row_byte
   switch (wtype) {
     case DType::kQ4_0:
     case DType::kQ8_0:
-      return matmul_quant_avx512(wtype, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride);
+      return matmul_quant_avx512(wtype, false, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride);
     case DType::kF16:
       return matmul_f<F16Weights>(k, wb, w_row_bytes, r0, r1, xb, x_row_bytes, n_tok, y, y_stride);
     case DType::kBF16:
@@ -172,9 +172,15 @@ void matmul_rows_avx512(DType wtype, int64_t k, const void* w, size_t w_row_byte
   }
 }
 
+void matmul_packed_rows_avx512(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
+                               int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, float* y,
+                               int64_t y_stride) {
+  matmul_quant_avx512(wtype, true, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride);
+}
+
 }  // namespace
 
-const MatmulKernelTable kMatmulKernelsAvx512 = {"avx512", convert_activation_avx512,
-                                                matmul_rows_avx512};
+const MatmulKernelTable kMatmulKernelsAvx512 = {"avx512", convert_activation_avx512, matmul_rows_avx512,
+                                                matmul_packed_rows_avx512};
 
 }  // namespace mixserve::cpu

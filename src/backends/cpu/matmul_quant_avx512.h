@@ -16,6 +16,7 @@
 
 #include <cstdint>
 
+#include "backends/cpu/weight_packing.h"
 #include "common/dtype.h"
 #include "quant/quant.h"
 
@@ -25,13 +26,113 @@ namespace {
 constexpr int64_t kQKBlock = quant::kQK;
 constexpr int64_t kXBlockBytes = sizeof(quant::BlockQ8_0);
 
-/// Partial l of a Q4_0 output sums blocks b with b % 16 == kLaneBlockQ4[l].
-alignas(64) constexpr int32_t kLaneBlockQ4[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+/// Partial l of a Q4_0 output sums blocks b with b % 16 == kLaneBlockQ4[l] (the packed layout
+/// stores a group's blocks in this order, so both layouts accumulate alike).
+constexpr const int32_t (&kLaneBlockQ4)[16] = kPackedOrderQ4;
 /// Partial l of a Q8_0 output sums blocks b with b % 16 == kLaneBlockQ8[l].
-alignas(64) constexpr int32_t kLaneBlockQ8[16] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};
+constexpr const int32_t (&kLaneBlockQ8)[16] = kPackedOrderQ8;
 
 inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+inline int32_t load_i32(const uint8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+/// The first n bytes of 64 (all when n >= 64, none when n <= 0).
+inline __mmask64 first_bytes(int64_t n) { return n >= 64 ? ~0ull : n <= 0 ? 0ull : (1ull << n) - 1; }
+
+/// Lane position p of a 16-row (or 16-block) transposition holds row kLaneRow[p] (the Q4_0 order).
+alignas(64) constexpr int32_t kLaneRow[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+
+/// Rows 4q..4q+3 (p points at row 4q), 16 bytes each, one per 128-bit lane; rows at or beyond
+/// n_rows (counted from row 4q) read as zeros when !kFull.
+template <bool kFull>
+inline __m512i load_rows_x4(const uint8_t* p, size_t stride, int n_rows) {
+  const auto row = [&](int l) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + l * stride)); };
+  if (kFull) {
+    const __m512i z = _mm512_castsi128_si512(row(0));
+    return _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(z, row(1), 1), row(2), 2), row(3), 3);
+  }
+  __m512i z = _mm512_setzero_si512();
+  if (n_rows > 0) z = _mm512_inserti32x4(z, row(0), 0);
+  if (n_rows > 1) z = _mm512_inserti32x4(z, row(1), 1);
+  if (n_rows > 2) z = _mm512_inserti32x4(z, row(2), 2);
+  if (n_rows > 3) z = _mm512_inserti32x4(z, row(3), 3);
+  return z;
+}
+
+/// 16 bytes of each of 16 rows at p + row * stride as dword groups: u[j] lane 4L+q = dword j of
+/// row 4q+L (lane p holds row kLaneRow[p]).
+template <bool kFull>
+inline void load_transposed(const uint8_t* p, size_t stride, int n_rows, __m512i (&u)[4]) {
+  __m512i z[4];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) z[q] = load_rows_x4<kFull>(p + q * 4 * stride, stride, n_rows - 4 * q);
+  const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]);
+  const __m512i t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+  const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]);
+  const __m512i t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+  u[0] = _mm512_unpacklo_epi64(t0, t2);
+  u[1] = _mm512_unpackhi_epi64(t0, t2);
+  u[2] = _mm512_unpacklo_epi64(t1, t3);
+  u[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+/// The unsigned dot-product operands of 16 blocks (or of one block of 16 rows), lane p holding
+/// block (row) kLaneRow[p]: a[j] for j < 4 from elements 4j..4j+3, a[4 + j] from 16+4j..16+4j+3.
+/// GGUF layout: blocks (rows) at blk + i * stride; packed layout: one group of 16 blocks.
+struct Q4Operands {
+  static constexpr size_t kBlockBytes = sizeof(quant::BlockQ4_0);
+  static constexpr int kCorr = 8;
+  static constexpr const int32_t* kLaneBlock = kLaneBlockQ4;
+  static constexpr int kPackedRegs = 4;
+  static inline void split(const __m512i (&u)[4], __m512i (&a)[8]) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      a[j] = _mm512_and_si512(u[j], low4);
+      a[4 + j] = _mm512_and_si512(_mm512_srli_epi16(u[j], 4), low4);
+    }
+  }
+  template <bool kFull>
+  static inline void transpose(const uint8_t* blk, size_t stride, int n_rows, __m512i (&a)[8]) {
+    __m512i u[4];
+    load_transposed<kFull>(blk + 2, stride, n_rows, u);
+    split(u, a);
+  }
+  /// From the registers of a packed group (u[j] = register j).
+  static inline void from_packed(const uint8_t* regs, __m512i (&a)[8]) {
+    __m512i u[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) u[j] = _mm512_loadu_si512(regs + 64 * j);
+    split(u, a);
+  }
+};
+
+struct Q8Operands {
+  static constexpr size_t kBlockBytes = sizeof(quant::BlockQ8_0);
+  static constexpr int kCorr = 128;
+  static constexpr const int32_t* kLaneBlock = kLaneBlockQ8;
+  static constexpr int kPackedRegs = 8;
+  template <bool kFull>
+  static inline void transpose(const uint8_t* blk, size_t stride, int n_rows, __m512i (&a)[8]) {
+    const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+    __m512i u[4];
+    load_transposed<kFull>(blk + 2, stride, n_rows, u);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) a[j] = _mm512_xor_si512(u[j], bias);
+    load_transposed<kFull>(blk + 18, stride, n_rows, u);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) a[4 + j] = _mm512_xor_si512(u[j], bias);
+  }
+  static inline void from_packed(const uint8_t* regs, __m512i (&a)[8]) {
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) a[j] = _mm512_loadu_si512(regs + 64 * j);  // stored as q + 128
+  }
+};
 
 /// Fixed-order horizontal sum: lanes (i, i+8), then (i, i+4), (i, i+2), (0, 1).
 inline float hsum(__m512 v) {
@@ -61,7 +162,14 @@ inline int32_t block_sum(const uint8_t* blk) {
 
 }  // namespace
 
-/// One token: y[r] for r in [r0, r1) (matmul_decode_avx512.cpp). x is one Q8_0 activation row.
+/// Up to 16 tokens (matmul_small_batch_avx512.cpp): y[t * ys + r] for r in [r0, r1), weights in the
+/// GGUF layout or packed (weight_packing.h). Returns false (computing nothing) when the batch is
+/// better served by the tiles of matmul_quant_avx512.cpp.
+bool small_batch_quant_avx512(DType wtype, bool packed, int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1,
+                              const uint8_t* x, size_t xrb, int64_t n_tok, float* y, int64_t ys);
+
+/// One token: y[r] for r in [r0, r1) (matmul_decode_avx512.cpp), GGUF-layout weights. x is one
+/// Q8_0 activation row.
 void decode_quant_avx512(DType wtype, int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1,
                          const uint8_t* x, float* y);
 

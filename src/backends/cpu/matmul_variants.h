@@ -19,6 +19,10 @@ struct MatmulKernelTable {
   void (*matmul_rows)(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
                       int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, float* y,
                       int64_t y_stride);
+  /// See mixserve::cpu::matmul_packed_rows; nullptr when the variant has no packed kernels.
+  void (*matmul_packed_rows)(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
+                             int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, float* y,
+                             int64_t y_stride);
 };
 
 /// The portable scalar kernels (always usable).
@@ -38,8 +42,9 @@ std::vector<const MatmulKernelTable*> usable_matmul_kernels();
 const MatmulKernelTable& active_matmul_kernels();
 
 /// The AVX-512 VNNI kernels for Q8_0/Q4_0 weights behind kMatmulKernelsAvx512 (same contract as
-/// matmul_rows); call only when matmul_kernels_avx512() is not null.
-void matmul_quant_avx512(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
+/// matmul_rows; `packed`: the rows are in the layout of weight_packing.h); call only when
+/// matmul_kernels_avx512() is not null.
+void matmul_quant_avx512(DType wtype, bool packed, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
                          int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, float* y,
                          int64_t y_stride);
 

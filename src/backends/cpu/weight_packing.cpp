@@ -1,0 +1,82 @@
+#include "backends/cpu/weight_packing.h"
+
+#include <cstring>
+
+#include "common/error.h"
+#include "quant/quant.h"
+
+namespace mixserve::cpu {
+namespace {
+
+// One group's geometry: block bytes and the bias added to stored values.
+struct GroupShape {
+  size_t block_bytes;
+  size_t qs_bytes;  // quantised bytes per block
+  uint8_t bias;     // added to every qs byte when packed
+  const int32_t* order;
+};
+
+GroupShape shape_of(DType type) {
+  if (type == DType::kQ4_0) return {sizeof(quant::BlockQ4_0), quant::kQK / 2, 0, kPackedOrderQ4};
+  return {sizeof(quant::BlockQ8_0), quant::kQK, 0x80, kPackedOrderQ8};
+}
+
+// Moves one group between layouts through `tmp` (block_bytes * 16 bytes).
+void convert_group(const GroupShape& s, uint8_t* group, uint8_t* tmp, bool to_packed) {
+  const size_t group_bytes = s.block_bytes * kPackGroupBlocks;
+  std::memcpy(tmp, group, group_bytes);
+  const uint8_t* src = tmp;
+  uint8_t* dst = group;
+  const size_t n_regs = s.qs_bytes / 4;
+  for (int p = 0; p < kPackGroupBlocks; ++p) {
+    const size_t block = static_cast<size_t>(s.order[p]);
+    const size_t plain = block * s.block_bytes;  // the block's offset in the GGUF layout
+    const size_t packed_scale = 2 * static_cast<size_t>(p);
+    if (to_packed) {
+      std::memcpy(dst + packed_scale, src + plain, 2);
+    } else {
+      std::memcpy(dst + plain, src + packed_scale, 2);
+    }
+    for (size_t j = 0; j < n_regs; ++j) {
+      const size_t packed = 32 + 64 * j + 4 * static_cast<size_t>(p);
+      for (size_t c = 0; c < 4; ++c) {
+        const size_t q = plain + 2 + 4 * j + c;
+        if (to_packed) {
+          dst[packed + c] = static_cast<uint8_t>(src[q] + s.bias);
+        } else {
+          dst[q] = static_cast<uint8_t>(src[packed + c] - s.bias);
+        }
+      }
+    }
+  }
+}
+
+void convert_rows(DType type, int64_t k, void* w, size_t row_bytes, int64_t rows, bool to_packed) {
+  MIXSERVE_CHECK(packable_rows(type, k), "rows of ", dtype_name(type), " with k = ", k, " have no packed layout");
+  const GroupShape s = shape_of(type);
+  const int64_t groups = k / quant::kQK / kPackGroupBlocks;
+  uint8_t tmp[sizeof(quant::BlockQ8_0) * kPackGroupBlocks];
+  auto* base = static_cast<uint8_t*>(w);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t g = 0; g < groups; ++g) {
+      convert_group(s, base + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(g) * s.block_bytes * kPackGroupBlocks,
+                    tmp, to_packed);
+    }
+  }
+}
+
+}  // namespace
+
+bool packable_rows(DType type, int64_t k) {
+  return (type == DType::kQ4_0 || type == DType::kQ8_0) && k > 0 && k % (quant::kQK * kPackGroupBlocks) == 0;
+}
+
+void pack_rows(DType type, int64_t k, void* w, size_t row_bytes, int64_t rows) {
+  convert_rows(type, k, w, row_bytes, rows, true);
+}
+
+void unpack_rows(DType type, int64_t k, void* w, size_t row_bytes, int64_t rows) {
+  convert_rows(type, k, w, row_bytes, rows, false);
+}
+
+}  // namespace mixserve::cpu
