@@ -112,8 +112,10 @@ void bench_attention_head(benchmark::State& state, const VectorKernelTable* t) {
   const auto v = random_vec(n_kv * stride, -1.0f, 1.0f, 11);
   std::vector<float> out(kHeadDim), scratch(static_cast<size_t>(n_kv));
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  const float* kp = k.data();
+  const float* vp = v.data();
   for (auto _ : state) {
-    t->attention_head(q.data(), k.data(), v.data(), stride, kHeadDim, n_kv, scale, out.data(), scratch.data());
+    t->attention_head(q.data(), &kp, &vp, n_kv, stride, kHeadDim, n_kv, scale, out.data(), scratch.data());
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }

@@ -35,6 +35,8 @@ std::string prompt_for(int client, int round, int words) {
 struct ClientStats {
   std::vector<double> ttft;
   std::vector<double> itl;
+  std::vector<std::pair<double, double>> decoding;  // per request: first and last text chunk, seconds from the start
+  int64_t decode_tokens = 0;
   int requests = 0;
   int failed = 0;
   int64_t prompt_tokens = 0;
@@ -42,7 +44,7 @@ struct ClientStats {
   std::string first_error;
 };
 
-void run_client(const LoadTestOptions& o, int client, ClientStats& stats) {
+void run_client(const LoadTestOptions& o, int client, Clock::time_point start, ClientStats& stats) {
   HttpClient http(o.host, o.port, o.timeout_s);
   HttpHeaders headers;
   if (!o.api_key.empty()) headers.emplace_back("Authorization", "Bearer " + o.api_key);
@@ -52,7 +54,7 @@ void run_client(const LoadTestOptions& o, int client, ClientStats& stats) {
                        {"ignore_eos", true},       {"stream", true},
                        {"stream_options", {{"include_usage", true}}}};
     const auto sent = Clock::now();
-    std::optional<Clock::time_point> last;
+    std::optional<Clock::time_point> first, last;
     bool done = false;
     json usage;
     SseParser sse;
@@ -73,6 +75,7 @@ void run_client(const LoadTestOptions& o, int client, ClientStats& stats) {
           const auto now = Clock::now();
           if (!last) {
             stats.ttft.push_back(seconds_between(sent, now));
+            first = now;
           } else {
             stats.itl.push_back(seconds_between(*last, now));
           }
@@ -92,10 +95,33 @@ void run_client(const LoadTestOptions& o, int client, ClientStats& stats) {
     }
     stats.prompt_tokens += usage.value("prompt_tokens", 0);
     stats.output_tokens += usage.value("completion_tokens", 0);
+    if (first && *last > *first) {
+      stats.decoding.emplace_back(seconds_between(start, *first), seconds_between(start, *last));
+      stats.decode_tokens += std::max<int64_t>(0, usage.value("completion_tokens", int64_t{0}) - 1);
+    }
   }
 }
 
 }  // namespace
+
+double union_length(std::vector<std::pair<double, double>> intervals) {
+  std::sort(intervals.begin(), intervals.end());
+  double total = 0;
+  double open = 0, close = 0;
+  bool any = false;
+  for (const auto& [begin, end] : intervals) {
+    if (end < begin) continue;
+    if (any && begin <= close) {
+      close = std::max(close, end);
+      continue;
+    }
+    if (any) total += close - open;
+    open = begin;
+    close = end;
+    any = true;
+  }
+  return any ? total + close - open : 0;
+}
 
 double quantile(std::vector<double> values, double q) {
   if (values.empty()) return 0;
@@ -118,13 +144,16 @@ LoadTestResult run_load_test(const LoadTestOptions& o) {
   std::vector<std::thread> clients;
   const auto start = Clock::now();
   for (int c = 0; c < o.concurrency; ++c) {
-    clients.emplace_back([&o, &stats, c] { run_client(o, c, stats[static_cast<size_t>(c)]); });
+    clients.emplace_back([&o, &stats, c, start] { run_client(o, c, start, stats[static_cast<size_t>(c)]); });
   }
   for (auto& t : clients) t.join();
   LoadTestResult r;
   r.wall_seconds = seconds_between(start, Clock::now());
   std::vector<double> ttft, itl;
+  std::vector<std::pair<double, double>> decoding;
   for (const ClientStats& s : stats) {
+    r.decode_tokens += s.decode_tokens;
+    decoding.insert(decoding.end(), s.decoding.begin(), s.decoding.end());
     r.requests += s.requests;
     r.failed += s.failed;
     r.prompt_tokens += s.prompt_tokens;
@@ -134,6 +163,8 @@ LoadTestResult run_load_test(const LoadTestOptions& o) {
     if (r.first_error.empty()) r.first_error = s.first_error;
   }
   r.output_tokens_per_s = r.wall_seconds > 0 ? static_cast<double>(r.output_tokens) / r.wall_seconds : 0;
+  r.decode_seconds = union_length(std::move(decoding));
+  r.decode_tokens_per_s = r.decode_seconds > 0 ? static_cast<double>(r.decode_tokens) / r.decode_seconds : 0;
   r.ttft_p50 = quantile(ttft, 0.5);
   r.ttft_p99 = quantile(ttft, 0.99);
   r.itl_p50 = quantile(itl, 0.5);

@@ -9,6 +9,7 @@
 #include <future>
 #include <thread>
 
+#include "serve/load_test.h"
 #include "support/raw_socket.h"
 #include "support/serve_client.h"
 #include "support/server_process.h"
@@ -201,6 +202,29 @@ TEST_F(ServeApi, SlowClientsDoNotHoldUpOthers) {
   EXPECT_EQ(post_json(port(), "/v1/completions", completion("meanwhile", 4)).status, 200);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.5);
   EXPECT_TRUE(slow.closed_by_peer());  // cut off at the 2 s request deadline
+}
+
+// The load generator of `mixserve bench --serve` against the real server: every request counted,
+// decode tokens = all but each request's first, decode time inside the wall time.
+TEST_F(ServeApi, LoadTestCountsTokensAndDecodeTime) {
+  wait_idle();
+  serve::LoadTestOptions o;
+  o.port = port();
+  o.model = "tiny";
+  o.concurrency = 3;
+  o.requests_per_client = 2;
+  o.prompt_words = 8;
+  o.max_tokens = 12;
+  const serve::LoadTestResult r = serve::run_load_test(o);
+  EXPECT_EQ(r.requests, 6);
+  EXPECT_EQ(r.failed, 0) << r.first_error;
+  EXPECT_EQ(r.output_tokens, 6 * 12);
+  EXPECT_EQ(r.decode_tokens, 6 * 11);
+  EXPECT_GT(r.decode_seconds, 0.0);
+  EXPECT_LE(r.decode_seconds, r.wall_seconds);
+  EXPECT_NEAR(r.decode_tokens_per_s, static_cast<double>(r.decode_tokens) / r.decode_seconds, 1e-9);
+  EXPECT_GT(r.ttft_p50, 0.0);
+  EXPECT_LE(r.itl_p50, r.itl_p99);
 }
 
 TEST_F(ServeApi, ModelsHealthNodeAndMetricsDescribeTheNode) {

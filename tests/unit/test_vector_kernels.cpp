@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -336,6 +337,12 @@ AttentionData make_attention(int64_t head_dim, int64_t n_kv, int64_t stride, flo
   return a;
 }
 
+// The variant's attention over rows stored one after the other (one block holding them all).
+void attention_contiguous(const VectorKernelTable& t, const float* q, const float* k, const float* v, int64_t stride,
+                          int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
+  t.attention_head(q, &k, &v, std::max<int64_t>(n_kv, 1), stride, head_dim, n_kv, scale, out, scratch);
+}
+
 void expect_attention_close(const VectorKernelTable& t, const AttentionData& a) {
   std::vector<double> s(static_cast<size_t>(a.n_kv));
   double max_abs_dot = 0.0;
@@ -355,8 +362,8 @@ void expect_attention_close(const VectorKernelTable& t, const AttentionData& a) 
   const double score_err = (a.head_dim + 8) * kU * std::abs(a.scale) * max_abs_dot;
   std::vector<float> out(static_cast<size_t>(a.head_dim) + 1, 42.0f);
   std::vector<float> scratch(static_cast<size_t>(a.n_kv));
-  t.attention_head(a.q.data(), a.k.data(), a.v.data(), a.stride, a.head_dim, a.n_kv, a.scale, out.data(),
-                   scratch.data());
+  attention_contiguous(t, a.q.data(), a.k.data(), a.v.data(), a.stride, a.head_dim, a.n_kv, a.scale, out.data(),
+                       scratch.data());
   for (int64_t d = 0; d < a.head_dim; ++d) {
     double ref = 0.0, mag = 0.0;
     for (int64_t j = 0; j < a.n_kv; ++j) {
@@ -393,7 +400,7 @@ TEST(VectorKernels, AttentionHeadExtremes) {
     // One key: the output is exactly that value row.
     auto one = make_attention(33, 1, 40, 0.125f, 12);
     std::vector<float> out(33), scratch(1);
-    t->attention_head(one.q.data(), one.k.data(), one.v.data(), 40, 33, 1, 0.125f, out.data(), scratch.data());
+    attention_contiguous(*t, one.q.data(), one.k.data(), one.v.data(), 40, 33, 1, 0.125f, out.data(), scratch.data());
     for (int64_t d = 0; d < 33; ++d) ASSERT_EQ(out[d], one.v[d]);
     // Identical keys: the plain average of the values.
     auto same = make_attention(17, 31, 17, 0.3f, 13);
@@ -401,6 +408,45 @@ TEST(VectorKernels, AttentionHeadExtremes) {
       std::copy(same.k.begin(), same.k.begin() + 17, same.k.begin() + j * 17);
     }
     expect_attention_close(*t, same);
+  }
+}
+
+// A paged cache read in place: the rows in blocks scattered over a larger cache (in shuffled
+// order) give the same bits as the same rows stored one after the other, in every variant.
+TEST(VectorKernels, AttentionOverScatteredBlocksEqualsContiguous) {
+  std::mt19937 rng(21);
+  for (const auto* t : variants()) {
+    for (int64_t head_dim : {17, 64, 100}) {
+      for (int64_t block : {4, 8, 16}) {
+        for (int64_t n_kv : {1, 3, 4, 5, 16, 17, 37, 100}) {
+          const int64_t stride = 2 * head_dim + 3;
+          const auto a = make_attention(head_dim, n_kv, stride, 0.2f, static_cast<uint32_t>(n_kv * 7 + block));
+          const int64_t n_blocks = (n_kv + block - 1) / block;
+          std::vector<int64_t> slots(static_cast<size_t>(2 * n_blocks + 1));
+          std::iota(slots.begin(), slots.end(), 0);
+          std::shuffle(slots.begin(), slots.end(), rng);
+          std::vector<float> kc(slots.size() * static_cast<size_t>(block * stride), NAN);
+          std::vector<float> vc(kc.size(), NAN);
+          std::vector<const float*> kb, vb;
+          for (int64_t b = 0; b < n_blocks; ++b) {
+            float* kd = kc.data() + slots[static_cast<size_t>(b)] * block * stride;
+            float* vd = vc.data() + slots[static_cast<size_t>(b)] * block * stride;
+            const int64_t rows = std::min(block, n_kv - b * block);
+            std::copy_n(a.k.begin() + b * block * stride, rows * stride, kd);
+            std::copy_n(a.v.begin() + b * block * stride, rows * stride, vd);
+            kb.push_back(kd);
+            vb.push_back(vd);
+          }
+          std::vector<float> want(static_cast<size_t>(head_dim)), got(want.size()), scratch(static_cast<size_t>(n_kv));
+          attention_contiguous(*t, a.q.data(), a.k.data(), a.v.data(), stride, head_dim, n_kv, 0.2f, want.data(),
+                               scratch.data());
+          t->attention_head(a.q.data(), kb.data(), vb.data(), block, stride, head_dim, n_kv, 0.2f, got.data(),
+                            scratch.data());
+          ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+              << t->name << " head_dim=" << head_dim << " block=" << block << " n_kv=" << n_kv;
+        }
+      }
+    }
   }
 }
 
@@ -444,6 +490,18 @@ TEST(VectorKernels, PublicFunctionsRejectBadArguments) {
   expect_invalid([&] { attention_head(a.data(), b.data(), c.data(), 8, 8, -1, 1.0f, c.data(), a.data()); });
   expect_invalid([&] { attention_head(a.data(), b.data(), c.data(), 8, 8, 2, kInf, c.data(), a.data()); });
   expect_invalid([&] { attention_head(a.data(), b.data(), c.data(), 8, 8, 2, 1.0f, c.data(), nullptr); });
+  {
+    std::vector<float> cache(64 * 8), work(16), o(8);
+    const float* blocks[] = {cache.data(), cache.data() + 48, nullptr, cache.data() + 8};
+    // 6 rows per block: neither a multiple of 4 nor all of the 10 rows.
+    expect_invalid([&] { attention_head_paged(a.data(), blocks, blocks, 6, 8, 8, 10, 1.0f, o.data(), work.data()); });
+    // The third block is null.
+    expect_invalid([&] { attention_head_paged(a.data(), blocks, blocks, 4, 8, 8, 10, 1.0f, o.data(), work.data()); });
+    expect_invalid([&] { attention_head_paged(a.data(), nullptr, blocks, 4, 8, 8, 6, 1.0f, o.data(), work.data()); });
+    expect_invalid([&] { attention_head_paged(a.data(), blocks, blocks, 0, 8, 8, 6, 1.0f, o.data(), work.data()); });
+    EXPECT_NO_THROW(attention_head_paged(a.data(), blocks, blocks, 4, 8, 8, 8, 1.0f, o.data(), work.data()));
+    EXPECT_NO_THROW(attention_head_paged(a.data(), blocks, blocks, 6, 8, 8, 6, 1.0f, o.data(), work.data()));
+  }
 
   // Empty inputs are no-ops, even with null pointers.
   EXPECT_NO_THROW(softmax(nullptr, 0));

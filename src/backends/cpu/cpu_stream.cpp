@@ -173,6 +173,14 @@ int64_t physical_row(const int32_t* table, int64_t block, int64_t row) {
   return table == nullptr ? row : static_cast<int64_t>(table[row / block]) * block + row % block;
 }
 
+// Whether the blocks holding rows [0, rows) follow each other in the cache.
+bool contiguous_blocks(const int32_t* table, int64_t block, int64_t rows) {
+  for (int64_t b = 1; b * block < rows; ++b) {
+    if (table[b] != table[b - 1] + 1) return false;
+  }
+  return true;
+}
+
 // Checks a block table against the rows it must map and the cache it maps into.
 const int32_t* block_table(const hal::Tensor* table, int64_t block, int64_t rows, int64_t cache_rows) {
   if (table == nullptr) {
@@ -206,27 +214,42 @@ void CpuStream::attention(const hal::Op& op) {
   const int64_t n_ctx = pos0 + n_tok;
   const int64_t block = op.i[2];
   const int32_t* table = block_table(op.src[3], block, n_ctx, op.src[1]->rows());
-  // Keys and values must be contiguous rows for the kernels: a paged cache whose blocks are not
-  // consecutive is gathered once per op (all heads and tokens then read the copy).
-  bool contiguous = true;
-  for (int64_t b = 1; table != nullptr && b * block < n_ctx; ++b) contiguous = contiguous && table[b] == table[b - 1] + 1;
+  // The kernels read a paged cache in place, block by block: per KV head, the address of each
+  // block's first row (one block holding every row when the cache is not paged, or when its blocks
+  // do not hold a multiple of 4 rows, which the kernels need, or are consecutive anyway).
+  const bool paged = table != nullptr && block % 4 == 0 && block < n_ctx;
+  const int64_t rows_per_block = paged ? block : n_ctx;
+  const int64_t n_blocks = paged ? (n_ctx + block - 1) / block : 1;
+  const size_t pointers = static_cast<size_t>(2 * n_head_kv * n_blocks);
   const size_t work_floats = static_cast<size_t>(n_ctx * pool_.size());
-  const size_t gather_floats = contiguous ? 0 : static_cast<size_t>(2 * n_ctx * kv_stride);
-  auto* work = reinterpret_cast<float*>(scratch(sizeof(float) * (work_floats + gather_floats)));
-  const float* kp = f32(op.src[1]) + physical_row(table, block, 0) * kv_stride;
-  const float* vp = f32(op.src[2]) + physical_row(table, block, 0) * kv_stride;
-  if (!contiguous) {
+  const bool gather = table != nullptr && !paged && !contiguous_blocks(table, block, n_ctx);
+  const size_t gather_floats = gather ? static_cast<size_t>(2 * n_ctx * kv_stride) : 0;
+  uint8_t* base = scratch(sizeof(float) * (work_floats + gather_floats) + sizeof(const float*) * pointers);
+  auto* work = reinterpret_cast<float*>(base);
+  auto* k_blocks = reinterpret_cast<const float**>(base + sizeof(float) * (work_floats + gather_floats));
+  const float** v_blocks = k_blocks + n_head_kv * n_blocks;
+  const float* kc = f32(op.src[1]);
+  const float* vc = f32(op.src[2]);
+  if (gather) {  // blocks of other sizes, scattered: copied once per op into consecutive rows
     float* kg = work + work_floats;
     float* vg = kg + n_ctx * kv_stride;
     const auto row_bytes = static_cast<size_t>(kv_stride) * sizeof(float);
     for (int64_t j = 0; j < n_ctx; j += block) {
       const int64_t rows = std::min(block, n_ctx - j);
       const int64_t phys = physical_row(table, block, j);
-      std::memcpy(kg + j * kv_stride, f32(op.src[1]) + phys * kv_stride, static_cast<size_t>(rows) * row_bytes);
-      std::memcpy(vg + j * kv_stride, f32(op.src[2]) + phys * kv_stride, static_cast<size_t>(rows) * row_bytes);
+      std::memcpy(kg + j * kv_stride, kc + phys * kv_stride, static_cast<size_t>(rows) * row_bytes);
+      std::memcpy(vg + j * kv_stride, vc + phys * kv_stride, static_cast<size_t>(rows) * row_bytes);
     }
-    kp = kg;
-    vp = vg;
+    kc = kg;
+    vc = vg;
+    table = nullptr;
+  }
+  for (int64_t h = 0; h < n_head_kv; ++h) {
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t row = physical_row(table, block, b * rows_per_block);
+      k_blocks[h * n_blocks + b] = kc + row * kv_stride + h * head_dim;
+      v_blocks[h * n_blocks + b] = vc + row * kv_stride + h * head_dim;
+    }
   }
   const float* qp = f32(&q);
   float* out = f32(op.dst);
@@ -235,8 +258,9 @@ void CpuStream::attention(const hal::Op& op) {
       const int64_t t = i / n_head;
       const int64_t h = i % n_head;
       const int64_t kvh = h / group;
-      attention_head(qp + (t * n_head + h) * head_dim, kp + kvh * head_dim, vp + kvh * head_dim, kv_stride,
-                     head_dim, pos0 + t + 1, op.f[0], out + (t * n_head + h) * head_dim, work + ith * n_ctx);
+      attention_head_paged(qp + (t * n_head + h) * head_dim, k_blocks + kvh * n_blocks, v_blocks + kvh * n_blocks,
+                           rows_per_block, kv_stride, head_dim, pos0 + t + 1, op.f[0], out + (t * n_head + h) * head_dim,
+                           work + ith * n_ctx);
     }
   });
 }

@@ -79,10 +79,12 @@ void add_scalar(const float* a, const float* b, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
-void attention_head_scalar(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                           int64_t n_kv, float scale, float* out, float* scratch) {
+void attention_head_scalar(const float* q, const float* const* k_blocks, const float* const* v_blocks,
+                           int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out,
+                           float* scratch) {
+  const auto row = [&](const float* const* blocks, int64_t j) { return blocks[j / block_rows] + j % block_rows * kv_stride; };
   for (int64_t j = 0; j < n_kv; ++j) {
-    const float* kj = k + j * kv_stride;
+    const float* kj = row(k_blocks, j);
     double dot = 0.0;
     for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(q[d]) * kj[d];
     scratch[j] = static_cast<float>(dot * scale);
@@ -93,7 +95,7 @@ void attention_head_scalar(const float* q, const float* k, const float* v, int64
     const int64_t len = std::min(kScalarAttentionChunk, head_dim - d0);
     std::fill(acc, acc + len, 0.0);
     for (int64_t j = 0; j < n_kv; ++j) {
-      const float* vj = v + j * kv_stride + d0;
+      const float* vj = row(v_blocks, j) + d0;
       const double p = scratch[j];
       for (int64_t d = 0; d < len; ++d) acc[d] += p * vj[d];
     }
@@ -248,22 +250,39 @@ void add(const float* a, const float* b, float* y, int64_t n) {
 
 void attention_head(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim, int64_t n_kv,
                     float scale, float* out, float* scratch) {
+  check_span("attention_head", "k", k, n_kv);
+  check_span("attention_head", "v", v, n_kv);
+  attention_head_paged(q, &k, &v, std::max<int64_t>(n_kv, 1), kv_stride, head_dim, n_kv, scale, out, scratch);
+}
+
+void attention_head_paged(const float* q, const float* const* k_blocks, const float* const* v_blocks,
+                          int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out,
+                          float* scratch) {
   if (head_dim <= 0) fail(ErrorCode::kInvalidArgument, "attention_head: head_dim ", head_dim, " <= 0");
   if (n_kv < 0) fail(ErrorCode::kInvalidArgument, "attention_head: n_kv ", n_kv, " is negative");
   if (kv_stride < head_dim) {
     fail(ErrorCode::kInvalidArgument, "attention_head: kv_stride ", kv_stride, " is smaller than head_dim ", head_dim);
   }
   if (!std::isfinite(scale)) fail(ErrorCode::kInvalidArgument, "attention_head: scale is not finite");
+  if (block_rows <= 0 || (block_rows < n_kv && block_rows % 4 != 0)) {
+    fail(ErrorCode::kInvalidArgument, "attention_head: ", block_rows,
+         " rows per block is neither a multiple of 4 nor all of the ", n_kv, " rows");
+  }
   check_span("attention_head", "q", q, head_dim);
   check_span("attention_head", "out", out, head_dim);
-  check_span("attention_head", "k", k, n_kv);
-  check_span("attention_head", "v", v, n_kv);
   check_span("attention_head", "scratch", scratch, n_kv);
+  const int64_t n_blocks = (n_kv + block_rows - 1) / block_rows;
+  check_span("attention_head", "k blocks", k_blocks, n_blocks);
+  check_span("attention_head", "v blocks", v_blocks, n_blocks);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    if (k_blocks[b] == nullptr || v_blocks[b] == nullptr) fail(ErrorCode::kInvalidArgument, "attention_head: block ", b, " is null");
+  }
   if (n_kv == 0) {
     std::fill(out, out + head_dim, 0.0f);  // nothing to attend to
     return;
   }
-  active_vector_kernels().attention_head(q, k, v, kv_stride, head_dim, n_kv, scale, out, scratch);
+  active_vector_kernels().attention_head(q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out,
+                                         scratch);
 }
 
 }  // namespace mixserve::cpu

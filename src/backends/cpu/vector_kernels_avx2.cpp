@@ -276,7 +276,8 @@ float dot1(const float* q, const float* k, int64_t head_dim) {
 // out[0, width) = sum_j p_j v_j[0, width) for width <= kNv * 8 dims; two accumulator sets (even
 // and odd j) keep 2 * kNv FMA chains in flight.
 template <int kNv>
-void weighted_sum_chunk(const float* p, const float* v, int64_t kv_stride, int64_t n_kv, int64_t width, float* out) {
+void weighted_sum_chunk(const float* p, const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t n_kv,
+                        int64_t d0, int64_t width, float* out) {
   __m256i masks[kNv];
   __m256 even[kNv], odd[kNv];
 #pragma GCC unroll 16
@@ -287,31 +288,38 @@ void weighted_sum_chunk(const float* p, const float* v, int64_t kv_stride, int64
   }
   const bool full = width == kNv * kLanes;
   int64_t j = 0;
-  for (; j + 2 <= n_kv; j += 2) {
-    const __m256 p0 = _mm256_set1_ps(p[j]);
-    const __m256 p1 = _mm256_set1_ps(p[j + 1]);
-    const float* v0 = v + j * kv_stride;
-    const float* v1 = v0 + kv_stride;
-    if (full) {
+  // Blocks hold an even number of rows (but the last), so a pair never spans two: the same pairs,
+  // hence the same sums, as over contiguous rows.
+  for (int64_t jb = 0; jb < n_kv; jb += block_rows) {
+    const float* vb = v_blocks[jb / block_rows] + d0;
+    const int64_t end = jb + block_rows < n_kv ? jb + block_rows : n_kv;
+    for (; j + 2 <= end; j += 2) {
+      const __m256 p0 = _mm256_set1_ps(p[j]);
+      const __m256 p1 = _mm256_set1_ps(p[j + 1]);
+      const float* v0 = vb + (j - jb) * kv_stride;
+      const float* v1 = v0 + kv_stride;
+      if (full) {
 #pragma GCC unroll 16
-      for (int c = 0; c < kNv; ++c) {
-        even[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + c * kLanes), even[c]);
-        odd[c] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + c * kLanes), odd[c]);
+        for (int c = 0; c < kNv; ++c) {
+          even[c] = _mm256_fmadd_ps(p0, _mm256_loadu_ps(v0 + c * kLanes), even[c]);
+          odd[c] = _mm256_fmadd_ps(p1, _mm256_loadu_ps(v1 + c * kLanes), odd[c]);
+        }
+      } else {
+#pragma GCC unroll 16
+        for (int c = 0; c < kNv; ++c) {
+          even[c] = _mm256_fmadd_ps(p0, _mm256_maskload_ps(v0 + c * kLanes, masks[c]), even[c]);
+          odd[c] = _mm256_fmadd_ps(p1, _mm256_maskload_ps(v1 + c * kLanes, masks[c]), odd[c]);
+        }
       }
-    } else {
+    }
+    if (j < end) {
+      const __m256 p0 = _mm256_set1_ps(p[j]);
+      const float* v0 = vb + (j - jb) * kv_stride;
 #pragma GCC unroll 16
       for (int c = 0; c < kNv; ++c) {
         even[c] = _mm256_fmadd_ps(p0, _mm256_maskload_ps(v0 + c * kLanes, masks[c]), even[c]);
-        odd[c] = _mm256_fmadd_ps(p1, _mm256_maskload_ps(v1 + c * kLanes, masks[c]), odd[c]);
       }
-    }
-  }
-  if (j < n_kv) {
-    const __m256 p0 = _mm256_set1_ps(p[j]);
-    const float* v0 = v + j * kv_stride;
-#pragma GCC unroll 16
-    for (int c = 0; c < kNv; ++c) {
-      even[c] = _mm256_fmadd_ps(p0, _mm256_maskload_ps(v0 + c * kLanes, masks[c]), even[c]);
+      ++j;
     }
   }
 #pragma GCC unroll 16
@@ -320,21 +328,26 @@ void weighted_sum_chunk(const float* p, const float* v, int64_t kv_stride, int64
   }
 }
 
-void attention_head_avx2(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                         int64_t n_kv, float scale, float* out, float* scratch) {
+void attention_head_avx2(const float* q, const float* const* k_blocks, const float* const* v_blocks,
+                           int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out,
+                           float* scratch) {
+  // Blocks hold a multiple of 4 rows (but the last): the same groups of four as over contiguous rows.
   int64_t j = 0;
-  for (; j + 4 <= n_kv; j += 4) dot4(q, k + j * kv_stride, kv_stride, head_dim, scale, scratch + j);
-  for (; j < n_kv; ++j) scratch[j] = dot1(q, k + j * kv_stride, head_dim) * scale;
+  for (int64_t jb = 0; jb < n_kv; jb += block_rows) {
+    const float* kb = k_blocks[jb / block_rows];
+    const int64_t end = jb + block_rows < n_kv ? jb + block_rows : n_kv;
+    for (; j + 4 <= end; j += 4) dot4(q, kb + (j - jb) * kv_stride, kv_stride, head_dim, scale, scratch + j);
+    for (; j < end; ++j) scratch[j] = dot1(q, kb + (j - jb) * kv_stride, head_dim) * scale;
+  }
   softmax_avx2(scratch, n_kv);
   constexpr int64_t kChunk = 4 * kLanes;
   for (int64_t d0 = 0; d0 < head_dim; d0 += kChunk) {
     const int64_t width = head_dim - d0 < kChunk ? head_dim - d0 : kChunk;
-    const float* vd = v + d0;
     switch ((width + kLanes - 1) / kLanes) {
-      case 1: weighted_sum_chunk<1>(scratch, vd, kv_stride, n_kv, width, out + d0); break;
-      case 2: weighted_sum_chunk<2>(scratch, vd, kv_stride, n_kv, width, out + d0); break;
-      case 3: weighted_sum_chunk<3>(scratch, vd, kv_stride, n_kv, width, out + d0); break;
-      default: weighted_sum_chunk<4>(scratch, vd, kv_stride, n_kv, width, out + d0); break;
+      case 1: weighted_sum_chunk<1>(scratch, v_blocks, block_rows, kv_stride, n_kv, d0, width, out + d0); break;
+      case 2: weighted_sum_chunk<2>(scratch, v_blocks, block_rows, kv_stride, n_kv, d0, width, out + d0); break;
+      case 3: weighted_sum_chunk<3>(scratch, v_blocks, block_rows, kv_stride, n_kv, d0, width, out + d0); break;
+      default: weighted_sum_chunk<4>(scratch, v_blocks, block_rows, kv_stride, n_kv, d0, width, out + d0); break;
     }
   }
 }

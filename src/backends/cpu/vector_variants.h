@@ -19,9 +19,9 @@ struct VectorKernelTable {
   void (*swiglu)(const float* gate, const float* up, float* y, int64_t n);
   /// See mixserve::cpu::add.
   void (*add)(const float* a, const float* b, float* y, int64_t n);
-  /// See mixserve::cpu::attention_head.
-  void (*attention_head)(const float* q, const float* k, const float* v, int64_t kv_stride, int64_t head_dim,
-                         int64_t n_kv, float scale, float* out, float* scratch);
+  /// See mixserve::cpu::attention_head_paged (attention_head is its one-block case).
+  void (*attention_head)(const float* q, const float* const* k_blocks, const float* const* v_blocks, int64_t block_rows,
+                         int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch);
   /// y[i] = exp(x[i]) with the variant's own exp (the one softmax and swiglu use); y may alias x.
   void (*exp)(const float* x, float* y, int64_t n);
 };
