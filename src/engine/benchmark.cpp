@@ -1,5 +1,7 @@
 #include "engine/benchmark.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -97,10 +99,17 @@ BenchResult run_benchmark(const Model& model, const BenchOptions& options) {
     if (options.n_gen > 0) {
       const auto tokens = random_tokens(options.n_gen, c.n_vocab, rng);
       session.reset();
+      const bool probe = rep >= 0 && options.probe_bandwidth;
+      const double before = probe ? options.probe_bandwidth() : 0;
       Stopwatch watch;
       for (int64_t i = 0; i < options.n_gen; ++i) session.eval(std::span<const int32_t>(&tokens[static_cast<size_t>(i)], 1));
       const double seconds = watch.seconds();
       if (rep >= 0) r.decode_tps.push_back(static_cast<double>(options.n_gen) / seconds);
+      if (probe) {
+        const double after = options.probe_bandwidth();
+        r.bandwidth_around_decode.push_back((before + after) / 2);
+        r.best_bandwidth = std::max({r.best_bandwidth, before, after});
+      }
     }
     if (options.batch > 1 && options.n_gen > 0) {
       const double seconds = batched_decode_seconds(model, options, rng);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "engine/model.h"
@@ -16,6 +17,8 @@ struct BenchOptions {
   uint64_t seed = 1;           ///< random token ids
   int64_t batch = 1;           ///< > 1 adds a batched decode test: this many sequences decode n_gen tokens
                                ///< together (continuous batching, paged KV cache)
+  std::function<double()> probe_bandwidth;  ///< when set: measures the memory read bandwidth (bytes/s) right
+                                            ///< before and right after each measured decode run
 };
 
 /// Mean and standard deviation of a series.
@@ -30,6 +33,9 @@ Stat stat_of(const std::vector<double>& values);
 struct BenchResult {
   std::vector<double> prefill_tps;  ///< tokens/s of each pp run
   std::vector<double> decode_tps;   ///< tokens/s of each tg run
+  std::vector<double> bandwidth_around_decode;  ///< per tg run, the mean of the probes just before and after it
+                                                ///< (bytes/s; empty without probe_bandwidth)
+  double best_bandwidth = 0;        ///< the highest of those probes (bytes/s)
   std::vector<double> batch_decode_tps;  ///< aggregate tokens/s of each batched tg run (all sequences)
   double prefill_flops_per_token = 0;  ///< multiply-adds x 2 of one prefill token (mean context)
   double decode_bytes_per_token = 0;   ///< weight + KV-cache bytes read per decoded token (mean context)

@@ -119,7 +119,8 @@ constexpr int64_t kRowPrefetchBytes = 8192;
 // acc[t] += the group at blk (n_valid blocks) . token t, for T tokens (token t's group at xg[t]).
 // The bytes `ahead` past the group are prefetched.
 template <class Kind, int T, bool kFull>
-inline void group_tokens(const uint8_t* blk, int n_valid, const XGroup* xg, int64_t ahead, __m512 (&acc)[T]) {
+__attribute__((always_inline)) inline void group_tokens(const uint8_t* blk, int n_valid, const XGroup* xg, int64_t ahead,
+                                                      __m512 (&acc)[T]) {
   constexpr auto kGroupBytes = static_cast<int64_t>(16 * Kind::kBlockBytes);
   for (int64_t off = 0; off < kGroupBytes; off += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + off), _MM_HINT_T1);
