@@ -237,7 +237,8 @@ void BM_ProductHot(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * w_row * static_cast<size_t>(n)));
-  state.counters["tokens"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens"] =
+      benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(shape_label(type, packed, k, n, 1) + " batch " + std::to_string(batch));
 }
 
@@ -294,7 +295,9 @@ void BM_DecodeBatch(benchmark::State& state) {
 }
 
 // The last argument of every product benchmark: 1 = packed weights (Q4_0 and Q8_0 only).
-std::vector<int64_t> layouts(int64_t type) { return type < 2 ? std::vector<int64_t>{0, 1} : std::vector<int64_t>{0}; }
+std::vector<int64_t> layouts(int64_t type) {
+  return type < 2 ? std::vector<int64_t>{0, 1} : std::vector<int64_t>{0};
+}
 
 void decode_batch_args(benchmark::internal::Benchmark* b) {
   for (int64_t t : {0, 1}) {
@@ -327,18 +330,34 @@ void prefill_args(benchmark::internal::Benchmark* b) {
   }
 }
 
-BENCHMARK(BM_Matvec)->Apply(matvec_args)->ArgNames({"type", "shape", "threads", "packed"})->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_ProductHot)->Apply([](benchmark::internal::Benchmark* b) {
-  for (int64_t t : {0, 1}) {
-    for (int64_t packed : layouts(t)) {
-      for (int64_t s : {0, 3}) {
-        for (int64_t batch : {1, 4, 8, 16}) b->Args({t, s, batch, packed});
+BENCHMARK(BM_Matvec)
+    ->Apply(matvec_args)
+    ->ArgNames({"type", "shape", "threads", "packed"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ProductHot)
+    ->Apply([](benchmark::internal::Benchmark* b) {
+      for (int64_t t : {0, 1}) {
+        for (int64_t packed : layouts(t)) {
+          for (int64_t s : {0, 3}) {
+            for (int64_t batch : {1, 4, 8, 16}) b->Args({t, s, batch, packed});
+          }
+        }
       }
-    }
-  }
-})->ArgNames({"type", "shape", "batch", "packed"})->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_DecodeBatch)->Apply(decode_batch_args)->ArgNames({"type", "shape", "batch", "threads", "packed"})->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_Prefill)->Apply(prefill_args)->ArgNames({"type", "shape", "threads", "packed"})->UseRealTime()->Unit(benchmark::kMillisecond);
+    })
+    ->ArgNames({"type", "shape", "batch", "packed"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DecodeBatch)
+    ->Apply(decode_batch_args)
+    ->ArgNames({"type", "shape", "batch", "threads", "packed"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Prefill)
+    ->Apply(prefill_args)
+    ->ArgNames({"type", "shape", "threads", "packed"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace mixserve

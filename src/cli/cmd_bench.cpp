@@ -60,9 +60,10 @@ void bench(const BenchFlags& f) {
   const BenchResult r = run_benchmark(*model, options);
   const double bandwidth_after = cpu::measure_read_bandwidth(pool, f.probe_bytes, 5);
   const double bandwidth = std::max({bandwidth_before, bandwidth_after, r.best_bandwidth});
-  std::printf("machine: memory read bandwidth %.2f GB/s (best of %.2f before the runs, %.2f after, %.2f next to "
-              "the decode runs)\n",
-              bandwidth / 1e9, bandwidth_before / 1e9, bandwidth_after / 1e9, r.best_bandwidth / 1e9);
+  std::printf(
+      "machine: memory read bandwidth %.2f GB/s (best of %.2f before the runs, %.2f after, %.2f next to "
+      "the decode runs)\n",
+      bandwidth / 1e9, bandwidth_before / 1e9, bandwidth_after / 1e9, r.best_bandwidth / 1e9);
   if (!r.prefill_tps.empty()) {
     const Stat s = stat_of(r.prefill_tps);
     const double gflops = s.mean * r.prefill_flops_per_token / 1e9;

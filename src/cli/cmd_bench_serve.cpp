@@ -68,10 +68,11 @@ void bench_serve(const ModelFlags& model_flags, const ServeBenchFlags& f) {
     if (r.failed > 0) std::printf("         %d requests failed: %s\n", r.failed, r.first_error.c_str());
     std::fflush(stdout);
   }
-  std::printf("(out tok/s = generated tokens of all streams / wall time, prefill included; decode tok/s = tokens "
-              "after each request's first / time during which at least one stream was decoding, so the start, when "
-              "every stream waits for its prompt, is left out, while prompts arriving during others' decoding stay in; "
-              "latencies seen by the clients, which share the machine with the server)\n");
+  std::printf(
+      "(out tok/s = generated tokens of all streams / wall time, prefill included; decode tok/s = tokens "
+      "after each request's first / time during which at least one stream was decoding, so the start, when "
+      "every stream waits for its prompt, is left out, while prompts arriving during others' decoding stay in; "
+      "latencies seen by the clients, which share the machine with the server)\n");
   server.shutdown();
 }
 

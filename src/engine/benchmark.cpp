@@ -1,7 +1,6 @@
 #include "engine/benchmark.h"
 
 #include <algorithm>
-
 #include <cmath>
 #include <numeric>
 #include <random>

@@ -35,7 +35,7 @@ struct BenchResult {
   std::vector<double> decode_tps;   ///< tokens/s of each tg run
   std::vector<double> bandwidth_around_decode;  ///< per tg run, the mean of the probes just before and after it
                                                 ///< (bytes/s; empty without probe_bandwidth)
-  double best_bandwidth = 0;        ///< the highest of those probes (bytes/s)
+  double best_bandwidth = 0;                    ///< the highest of those probes (bytes/s)
   std::vector<double> batch_decode_tps;  ///< aggregate tokens/s of each batched tg run (all sequences)
   double prefill_flops_per_token = 0;  ///< multiply-adds x 2 of one prefill token (mean context)
   double decode_bytes_per_token = 0;   ///< weight + KV-cache bytes read per decoded token (mean context)

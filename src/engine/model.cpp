@@ -126,7 +126,8 @@ std::vector<hal::Tensor*> weight_tensors(ModelWeights& w) {
 // gets the weights some op reads other than as the weights of a matrix product.
 std::map<const hal::Tensor*, hal::Device*> plan_weights(const ModelConfig& c, ModelWeights& w,
                                                         const hal::PlacementPolicy& policy, hal::Buffer& any,
-                                                        hal::OpTable& table, std::set<const hal::Tensor*>& not_packable) {
+                                                        hal::OpTable& table,
+                                                        std::set<const hal::Tensor*>& not_packable) {
   ForwardLayout probe = layout_forward(c, 1, 1);
   ForwardBuffers& b = probe.buffers;
   for (hal::Tensor* t : b.activations()) {

@@ -31,13 +31,13 @@ struct LoadTestResult {
   int64_t prompt_tokens = 0;      ///< sum of usage.prompt_tokens
   int64_t output_tokens = 0;      ///< sum of usage.completion_tokens
   double wall_seconds = 0;        ///< first request sent -> last stream ended
-  double output_tokens_per_s = 0; ///< output_tokens / wall_seconds (prefill included)
-  int64_t decode_tokens = 0;      ///< tokens generated after each request's first text chunk
-  double decode_seconds = 0;      ///< time during which at least one stream was decoding: the union over
-                                  ///< requests of [first text chunk, last text chunk]
-  double decode_tokens_per_s = 0; ///< decode_tokens / decode_seconds: aggregate decode throughput, without
-                                  ///< the times when every stream waits for its prompt (for one stream, its
-                                  ///< plain decode speed)
+  double output_tokens_per_s = 0;  ///< output_tokens / wall_seconds (prefill included)
+  int64_t decode_tokens = 0;       ///< tokens generated after each request's first text chunk
+  double decode_seconds = 0;       ///< time during which at least one stream was decoding: the union over
+                                   ///< requests of [first text chunk, last text chunk]
+  double decode_tokens_per_s = 0;  ///< decode_tokens / decode_seconds: aggregate decode throughput, without
+                                   ///< the times when every stream waits for its prompt (for one stream, its
+                                   ///< plain decode speed)
   double ttft_p50 = 0;            ///< seconds from sending to the first text chunk, median
   double ttft_p99 = 0;            ///< 99th percentile
   double itl_p50 = 0;             ///< seconds between successive text chunks, median

@@ -11,7 +11,7 @@ namespace {
 TEST(LoadTest, UnionLengthMergesOverlapsAndKeepsGaps) {
   EXPECT_DOUBLE_EQ(union_length({}), 0.0);
   EXPECT_DOUBLE_EQ(union_length({{1, 3}}), 2.0);
-  EXPECT_DOUBLE_EQ(union_length({{5, 6}, {1, 3}}), 3.0);           // disjoint, unsorted
+  EXPECT_DOUBLE_EQ(union_length({{5, 6}, {1, 3}}), 3.0);            // disjoint, unsorted
   EXPECT_DOUBLE_EQ(union_length({{1, 4}, {2, 3}, {3.5, 6}}), 5.0);  // nested and chained
   EXPECT_DOUBLE_EQ(union_length({{1, 2}, {2, 3}}), 2.0);            // touching
   EXPECT_DOUBLE_EQ(union_length({{1, 2}, {3, 2.5}}), 1.0);          // an empty interval counts nothing

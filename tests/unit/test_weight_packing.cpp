@@ -48,7 +48,9 @@ std::vector<uint8_t> activations(DType type, int64_t k, int64_t n_tok, uint32_t 
   const size_t row = *dtype_row_bytes(activation_type(type), k);
   std::vector<uint8_t> x(row * static_cast<size_t>(n_tok));
   const auto xf = random_floats(k * n_tok, seed);
-  for (int64_t t = 0; t < n_tok; ++t) convert_activation(type, xf.data() + t * k, x.data() + row * static_cast<size_t>(t), k);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    convert_activation(type, xf.data() + t * k, x.data() + row * static_cast<size_t>(t), k);
+  }
   return x;
 }
 
@@ -85,8 +87,8 @@ TEST(WeightPacking, PackedGroupsFollowTheDocumentedLayout) {
         for (size_t j = 0; j < qs / 4; ++j) {
           for (size_t c = 0; c < 4; ++c) {
             const auto want = static_cast<uint8_t>(blk[2 + 4 * j + c] + (q4 ? 0 : 128));
-            ASSERT_EQ(dst[32 + 64 * j + 4 * p + c], want) << dtype_name(type) << " group " << g << " register " << j
-                                                           << " dword " << p << " byte " << c;
+            ASSERT_EQ(dst[32 + 64 * j + 4 * p + c], want)
+                << dtype_name(type) << " group " << g << " register " << j << " dword " << p << " byte " << c;
           }
         }
       }
@@ -115,8 +117,8 @@ TEST(WeightPacking, UnpackRestoresEveryByte) {
   }
 }
 
-#define SKIP_WITHOUT_PACKED_KERNELS()                                                                     \
-  if (!packed_matmul_available(DType::kQ4_0, 512, sizeof(quant::BlockQ4_0) * 16)) {                        \
+#define SKIP_WITHOUT_PACKED_KERNELS()                                                                       \
+  if (!packed_matmul_available(DType::kQ4_0, 512, sizeof(quant::BlockQ4_0) * 16)) {                         \
     GTEST_SKIP() << "this CPU has no packed kernels (they need AVX-512 VNNI; MIXSERVE_CPU_ISA may cap it)"; \
   }
 
@@ -177,7 +179,8 @@ TEST(WeightPacking, UnpackableWeightsAreRefused) {
   std::vector<uint8_t> w(18 * 17 * 2);
   std::vector<uint8_t> x(34 * 17);
   std::vector<float> y(2);
-  EXPECT_THROW(matmul_packed_rows(DType::kQ4_0, 544, w.data(), 18 * 17, 0, 2, x.data(), 34 * 17, 1, y.data(), 2), Error);
+  EXPECT_THROW(matmul_packed_rows(DType::kQ4_0, 544, w.data(), 18 * 17, 0, 2, x.data(), 34 * 17, 1, y.data(), 2),
+               Error);
   EXPECT_THROW(matmul_packed_rows(DType::kF32, 512, w.data(), 2048, 0, 1, x.data(), 2048, 1, y.data(), 1), Error);
 }
 

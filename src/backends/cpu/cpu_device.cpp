@@ -132,8 +132,10 @@ size_t CpuDevice::pack_weights(std::span<hal::Tensor* const> weights) {
   std::vector<hal::Tensor*> todo;
   for (hal::Tensor* t : weights) {
     const auto* buffer = dynamic_cast<const CpuBuffer*>(t->buffer);
-    if (buffer == nullptr || &buffer->device() != this || !buffer->owned() || t->layout != hal::TensorLayout::kGguf) continue;
-    if (packed_matmul_available(t->dtype, t->ne[0], t->row_bytes())) todo.push_back(t);
+    if (buffer == nullptr || &buffer->device() != this || !buffer->owned()) continue;  // not ours to change
+    if (t->layout == hal::TensorLayout::kGguf && packed_matmul_available(t->dtype, t->ne[0], t->row_bytes())) {
+      todo.push_back(t);
+    }
   }
   if (todo.empty()) return 0;
   ThreadPool pool;

@@ -99,8 +99,8 @@ void convert_activation(DType wtype, const float* x, void* dst, int64_t k) {
 namespace {
 
 // Checks the arguments of a product; false when there is nothing to compute.
-bool check_matmul(const char* what, DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
-                  int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, const float* y, int64_t y_stride) {
+bool check_matmul(const char* what, DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                  const void* x, size_t x_row_bytes, int64_t n_tok, const float* y, int64_t y_stride) {
   check_type(wtype, what);
   const size_t need_w = row_bytes_or_fail(wtype, k, what);
   const size_t need_x = row_bytes_or_fail(activation_type(wtype), k, what);
@@ -109,8 +109,8 @@ bool check_matmul(const char* what, DType wtype, int64_t k, const void* w, size_
   }
   if (r0 == r1 || n_tok == 0) return false;
   if (w_row_bytes < need_w || x_row_bytes < need_x || (n_tok > 1 && y_stride < r1)) {
-    fail(ErrorCode::kInvalidArgument, what, ": strides too small (w ", w_row_bytes, " < ", need_w, ", x ",
-         x_row_bytes, " < ", need_x, ", or y ", y_stride, " < ", r1, ")");
+    fail(ErrorCode::kInvalidArgument, what, ": strides too small (w ", w_row_bytes, " < ", need_w, ", x ", x_row_bytes,
+         " < ", need_x, ", or y ", y_stride, " < ", r1, ")");
   }
   if (w == nullptr || x == nullptr || y == nullptr) fail(ErrorCode::kInvalidArgument, what, ": null pointer");
   return true;
@@ -118,8 +118,8 @@ bool check_matmul(const char* what, DType wtype, int64_t k, const void* w, size_
 
 }  // namespace
 
-void matmul_rows(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
-                 const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride) {
+void matmul_rows(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1, const void* x,
+                 size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride) {
   if (!check_matmul("matmul_rows", wtype, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride)) return;
   active_matmul_kernels().matmul_rows(wtype, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y,
                                       y_stride);

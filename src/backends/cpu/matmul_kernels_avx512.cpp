@@ -172,9 +172,8 @@ void matmul_rows_avx512(DType wtype, int64_t k, const void* w, size_t w_row_byte
   }
 }
 
-void matmul_packed_rows_avx512(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
-                               int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, float* y,
-                               int64_t y_stride) {
+void matmul_packed_rows_avx512(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                               const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride) {
   matmul_quant_avx512(wtype, true, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride);
 }
 

@@ -75,7 +75,9 @@ inline void gather_packed(const uint8_t* w, int64_t b, __m512i offsets, __mmask1
   static constexpr PackedPos<Kind> kPos;
   const uint8_t* group = w + b / 16 * 16 * static_cast<int64_t>(Kind::kBlockBytes);
   const int p = kPos.pos[b % 16];
-  const auto gather = [&](const uint8_t* at) { return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, at, 1); };
+  const auto gather = [&](const uint8_t* at) {
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, at, 1);
+  };
   d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gather(group + 2 * p)));  // the fp16 is the low half of each dword
   const uint8_t* regs = group + 32 + 4 * p;
   if constexpr (Kind::kPackedRegs == 4) {
@@ -203,8 +205,8 @@ constexpr int64_t kPanelBytes = 512 * 1024;
 constexpr int64_t kMaxPanel = 128;
 
 template <class Kind, bool kPacked>
-void batch_rows(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x,
-                size_t xrb, int64_t n_tok, float* y, int64_t ys) {
+void batch_rows(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x, size_t xrb,
+                int64_t n_tok, float* y, int64_t ys) {
   const int64_t nb = k / kQKBlock;
   const int64_t per_token = nb * static_cast<int64_t>(kXBlockBytes + sizeof(XMeta));
   const int64_t panel = min_i64(n_tok, max_i64(1, min_i64(kMaxPanel, kPanelBytes / per_token)));
@@ -234,15 +236,15 @@ void batch_rows(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1,
 
 }  // namespace
 
-void matmul_quant_avx512(DType wtype, bool packed, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
-                         int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, float* y,
-                         int64_t y_stride) {
+void matmul_quant_avx512(DType wtype, bool packed, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                         const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride) {
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(x);
   if (n_tok == 1 && !packed) return decode_quant_avx512(wtype, k, wb, w_row_bytes, r0, r1, xb, y);
   if (small_batch_quant_avx512(wtype, packed, k, wb, w_row_bytes, r0, r1, xb, x_row_bytes, n_tok, y, y_stride)) return;
   const auto rows = [&](auto kind, auto packed_layout) {
-    batch_rows<decltype(kind), decltype(packed_layout)::value>(k, wb, w_row_bytes, r0, r1, xb, x_row_bytes, n_tok, y, y_stride);
+    batch_rows<decltype(kind), decltype(packed_layout)::value>(k, wb, w_row_bytes, r0, r1, xb, x_row_bytes, n_tok, y,
+                                                               y_stride);
   };
   if (wtype == DType::kQ4_0) {
     packed ? rows(Q4Operands{}, std::true_type{}) : rows(Q4Operands{}, std::false_type{});

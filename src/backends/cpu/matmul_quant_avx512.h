@@ -42,7 +42,9 @@ inline int32_t load_i32(const uint8_t* p) {
 }
 
 /// The first n bytes of 64 (all when n >= 64, none when n <= 0).
-inline __mmask64 first_bytes(int64_t n) { return n >= 64 ? ~0ull : n <= 0 ? 0ull : (1ull << n) - 1; }
+inline __mmask64 first_bytes(int64_t n) {
+  return n >= 64 ? ~0ull : n <= 0 ? 0ull : (1ull << n) - 1;
+}
 
 /// Lane position p of a 16-row (or 16-block) transposition holds row kLaneRow[p] (the Q4_0 order).
 alignas(64) constexpr int32_t kLaneRow[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};

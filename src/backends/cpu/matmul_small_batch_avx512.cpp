@@ -64,7 +64,9 @@ void prepare_x_groups(const uint8_t* x, int64_t nb, XGroup* out, int64_t stride)
     __m512i u[4];
     for (int half = 0; half < 2; ++half) {
       load_transposed<false>(xb + 2 + 16 * half, kXBlockBytes, n_valid, u);
-      for (int j = 0; j < 4; ++j) _mm512_store_si512(out[g * stride].q[4 * half + j], _mm512_permutexvar_epi32(perm, u[j]));
+      for (int j = 0; j < 4; ++j) {
+        _mm512_store_si512(out[g * stride].q[4 * half + j], _mm512_permutexvar_epi32(perm, u[j]));
+      }
     }
     for (int p = 0; p < 16; ++p) {
       const bool valid = Kind::kOrder[p] < n_valid;
@@ -119,8 +121,8 @@ constexpr int64_t kRowPrefetchBytes = 8192;
 // acc[t] += the group at blk (n_valid blocks) . token t, for T tokens (token t's group at xg[t]).
 // The bytes `ahead` past the group are prefetched.
 template <class Kind, int T, bool kFull>
-__attribute__((always_inline)) inline void group_tokens(const uint8_t* blk, int n_valid, const XGroup* xg, int64_t ahead,
-                                                      __m512 (&acc)[T]) {
+__attribute__((always_inline)) inline void group_tokens(const uint8_t* blk, int n_valid, const XGroup* xg,
+                                                        int64_t ahead, __m512 (&acc)[T]) {
   constexpr auto kGroupBytes = static_cast<int64_t>(16 * Kind::kBlockBytes);
   for (int64_t off = 0; off < kGroupBytes; off += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(blk + ahead + off), _MM_HINT_T1);
@@ -162,7 +164,8 @@ __attribute__((always_inline)) inline void group_tokens(const uint8_t* blk, int 
       for (int c = 1; c < kChains; ++c) isum[u][0] = _mm512_add_epi32(isum[u][0], isum[u][c]);
       const __m512 f = _mm512_cvtepi32_ps(isum[u][0]);
       const __m512 scale = _mm512_mul_ps(dw, _mm512_load_ps(xg[t0 + u].d));
-      acc[t0 + u] = kFull ? _mm512_fmadd_ps(f, scale, acc[t0 + u]) : _mm512_mask3_fmadd_ps(f, scale, acc[t0 + u], valid);
+      acc[t0 + u] =
+          kFull ? _mm512_fmadd_ps(f, scale, acc[t0 + u]) : _mm512_mask3_fmadd_ps(f, scale, acc[t0 + u], valid);
     }
   }
 }
@@ -182,7 +185,8 @@ void row_groups(const uint8_t* row, int64_t nb, int64_t g0, int64_t g1, const XG
   const int64_t full = min_i64(g1, nb / 16);
   for (int64_t g = g0; g < full; ++g) group_tokens<Kind, T, true>(row + g * kGroupBytes, 16, xg + g * xs, ahead, acc);
   if (full < g1) {
-    group_tokens<Kind, T, false>(row + full * kGroupBytes, static_cast<int>(nb - 16 * full), xg + full * xs, ahead, acc);
+    group_tokens<Kind, T, false>(row + full * kGroupBytes, static_cast<int>(nb - 16 * full), xg + full * xs, ahead,
+                                 acc);
   }
   if (y == nullptr) {
 #pragma GCC unroll 16
@@ -224,20 +228,23 @@ int64_t chunk_bytes() {
 constexpr int64_t kRowBlock = 16;
 
 template <class Kind>
-void small_batch_rows(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x,
-                      size_t xrb, int64_t n_tok, float* y, int64_t ys) {
+void small_batch_rows(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x, size_t xrb,
+                      int64_t n_tok, float* y, int64_t ys) {
   static constexpr auto kRowFns = row_table<Kind>(std::make_integer_sequence<int, kRowMaxTokens>());
   const RowFn fn = kRowFns[static_cast<size_t>(n_tok - 1)];
   const int64_t nb = k / kQKBlock;
   const int64_t n_groups = (nb + 15) / 16;
   const auto x_bytes = static_cast<size_t>(n_tok * n_groups) * sizeof(XGroup);
-  auto* scratch = static_cast<uint8_t*>(matmul_scratch(x_bytes + static_cast<size_t>(kRowBlock * n_tok * 16) * sizeof(float)));
+  auto* scratch =
+      static_cast<uint8_t*>(matmul_scratch(x_bytes + static_cast<size_t>(kRowBlock * n_tok * 16) * sizeof(float)));
   auto* xg = reinterpret_cast<XGroup*>(scratch);
   auto* state = reinterpret_cast<float*>(scratch + x_bytes);
   for (int64_t t = 0; t < n_tok; ++t) prepare_x_groups<Kind>(x + t * xrb, nb, xg + t, n_tok);
   const int64_t chunk = max_i64(1, chunk_bytes() / (n_tok * static_cast<int64_t>(sizeof(XGroup))));
   if (chunk >= n_groups) {
-    for (int64_t r = r0; r < r1; ++r) fn(w + r * wrb, nb, 0, n_groups, xg, n_tok, kRowPrefetchBytes, state, true, y + r, ys);
+    for (int64_t r = r0; r < r1; ++r) {
+      fn(w + r * wrb, nb, 0, n_groups, xg, n_tok, kRowPrefetchBytes, state, true, y + r, ys);
+    }
     return;
   }
   const auto ahead = static_cast<int64_t>(kRowBlock * wrb);

@@ -20,9 +20,8 @@ struct MatmulKernelTable {
                       int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, float* y,
                       int64_t y_stride);
   /// See mixserve::cpu::matmul_packed_rows; nullptr when the variant has no packed kernels.
-  void (*matmul_packed_rows)(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
-                             int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, float* y,
-                             int64_t y_stride);
+  void (*matmul_packed_rows)(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                             const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride);
 };
 
 /// The portable scalar kernels (always usable).
@@ -44,9 +43,8 @@ const MatmulKernelTable& active_matmul_kernels();
 /// The AVX-512 VNNI kernels for Q8_0/Q4_0 weights behind kMatmulKernelsAvx512 (same contract as
 /// matmul_rows; `packed`: the rows are in the layout of weight_packing.h); call only when
 /// matmul_kernels_avx512() is not null.
-void matmul_quant_avx512(DType wtype, bool packed, int64_t k, const void* w, size_t w_row_bytes, int64_t r0,
-                         int64_t r1, const void* x, size_t x_row_bytes, int64_t n_tok, float* y,
-                         int64_t y_stride);
+void matmul_quant_avx512(DType wtype, bool packed, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                         const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride);
 
 /// A 64-byte aligned per-thread scratch area of at least `bytes` bytes, valid until the next call
 /// on the same thread. Lives in generic code so SIMD files instantiate no shared library templates.

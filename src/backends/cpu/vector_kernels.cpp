@@ -80,9 +80,11 @@ void add_scalar(const float* a, const float* b, float* y, int64_t n) {
 }
 
 void attention_head_scalar(const float* q, const float* const* k_blocks, const float* const* v_blocks,
-                           int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out,
-                           float* scratch) {
-  const auto row = [&](const float* const* blocks, int64_t j) { return blocks[j / block_rows] + j % block_rows * kv_stride; };
+                           int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
+                           float* out, float* scratch) {
+  const auto row = [&](const float* const* blocks, int64_t j) {
+    return blocks[j / block_rows] + j % block_rows * kv_stride;
+  };
   for (int64_t j = 0; j < n_kv; ++j) {
     const float* kj = row(k_blocks, j);
     double dot = 0.0;
@@ -256,8 +258,8 @@ void attention_head(const float* q, const float* k, const float* v, int64_t kv_s
 }
 
 void attention_head_paged(const float* q, const float* const* k_blocks, const float* const* v_blocks,
-                          int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out,
-                          float* scratch) {
+                          int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
+                          float* out, float* scratch) {
   if (head_dim <= 0) fail(ErrorCode::kInvalidArgument, "attention_head: head_dim ", head_dim, " <= 0");
   if (n_kv < 0) fail(ErrorCode::kInvalidArgument, "attention_head: n_kv ", n_kv, " is negative");
   if (kv_stride < head_dim) {
@@ -275,7 +277,9 @@ void attention_head_paged(const float* q, const float* const* k_blocks, const fl
   check_span("attention_head", "k blocks", k_blocks, n_blocks);
   check_span("attention_head", "v blocks", v_blocks, n_blocks);
   for (int64_t b = 0; b < n_blocks; ++b) {
-    if (k_blocks[b] == nullptr || v_blocks[b] == nullptr) fail(ErrorCode::kInvalidArgument, "attention_head: block ", b, " is null");
+    if (k_blocks[b] == nullptr || v_blocks[b] == nullptr) {
+      fail(ErrorCode::kInvalidArgument, "attention_head: block ", b, " is null");
+    }
   }
   if (n_kv == 0) {
     std::fill(out, out + head_dim, 0.0f);  // nothing to attend to

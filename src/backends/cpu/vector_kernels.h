@@ -36,8 +36,8 @@ void attention_head(const float* q, const float* k, const float* v, int64_t kv_s
 /// a multiple of 4 unless one block holds all n_kv rows. The result is bit-identical to
 /// attention_head over the same rows stored contiguously.
 void attention_head_paged(const float* q, const float* const* k_blocks, const float* const* v_blocks,
-                          int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out,
-                          float* scratch);
+                          int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
+                          float* out, float* scratch);
 
 /// Name of the SIMD variant these kernels use on this CPU ("avx512", "avx2", "scalar").
 const char* vector_variant();

@@ -276,8 +276,8 @@ float dot1(const float* q, const float* k, int64_t head_dim) {
 // out[0, width) = sum_j p_j v_j[0, width) for width <= kNv * 8 dims; two accumulator sets (even
 // and odd j) keep 2 * kNv FMA chains in flight.
 template <int kNv>
-void weighted_sum_chunk(const float* p, const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t n_kv,
-                        int64_t d0, int64_t width, float* out) {
+void weighted_sum_chunk(const float* p, const float* const* v_blocks, int64_t block_rows, int64_t kv_stride,
+                        int64_t n_kv, int64_t d0, int64_t width, float* out) {
   __m256i masks[kNv];
   __m256 even[kNv], odd[kNv];
 #pragma GCC unroll 16
@@ -328,9 +328,8 @@ void weighted_sum_chunk(const float* p, const float* const* v_blocks, int64_t bl
   }
 }
 
-void attention_head_avx2(const float* q, const float* const* k_blocks, const float* const* v_blocks,
-                           int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out,
-                           float* scratch) {
+void attention_head_avx2(const float* q, const float* const* k_blocks, const float* const* v_blocks, int64_t block_rows,
+                         int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
   // Blocks hold a multiple of 4 rows (but the last): the same groups of four as over contiguous rows.
   int64_t j = 0;
   for (int64_t jb = 0; jb < n_kv; jb += block_rows) {

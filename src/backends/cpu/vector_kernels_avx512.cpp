@@ -231,8 +231,8 @@ float dot1(const float* q, const float* k, int64_t head_dim) {
 // out[0, width) = sum_j p_j v_j[0, width) for width <= kNv * 16 dims starting at v; two sets of
 // accumulators (even and odd j) keep 2 * kNv FMA chains in flight.
 template <int kNv>
-void weighted_sum_chunk(const float* p, const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t n_kv,
-                        int64_t d0, int64_t width, float* out) {
+void weighted_sum_chunk(const float* p, const float* const* v_blocks, int64_t block_rows, int64_t kv_stride,
+                        int64_t n_kv, int64_t d0, int64_t width, float* out) {
   __mmask16 masks[kNv];
   __m512 even[kNv], odd[kNv];
 #pragma GCC unroll 16
@@ -275,8 +275,8 @@ void weighted_sum_chunk(const float* p, const float* const* v_blocks, int64_t bl
 }
 
 void attention_head_avx512(const float* q, const float* const* k_blocks, const float* const* v_blocks,
-                           int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out,
-                           float* scratch) {
+                           int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
+                           float* out, float* scratch) {
   // Blocks hold a multiple of 4 rows (but the last): the same groups of four as over contiguous rows.
   int64_t j = 0;
   for (int64_t jb = 0; jb < n_kv; jb += block_rows) {

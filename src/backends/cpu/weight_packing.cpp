@@ -59,8 +59,9 @@ void convert_rows(DType type, int64_t k, void* w, size_t row_bytes, int64_t rows
   auto* base = static_cast<uint8_t*>(w);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
-      convert_group(s, base + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(g) * s.block_bytes * kPackGroupBlocks,
-                    tmp, to_packed);
+      convert_group(
+          s, base + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(g) * s.block_bytes * kPackGroupBlocks, tmp,
+          to_packed);
     }
   }
 }
