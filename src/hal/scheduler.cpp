@@ -229,6 +229,15 @@ void Scheduler::run(const Op& op) {
   ++stats_.ops_per_device[static_cast<size_t>(slot)];
 }
 
+void Scheduler::run_all(std::span<const Op> ops) {
+  if (policy_.devices.size() != 1) {
+    for (const Op& op : ops) run(op);
+    return;
+  }
+  stream(0).run_all(ops);
+  stats_.ops_per_device[0] += ops.size();
+}
+
 void Scheduler::write(Buffer& dst, size_t offset, const void* src, size_t bytes) {
   auto* m = dynamic_cast<Mirrored*>(&dst);
   if (m == nullptr) {

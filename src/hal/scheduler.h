@@ -34,6 +34,8 @@ class Scheduler : public Stream {
   std::unique_ptr<Buffer> allocate(size_t bytes);
 
   void run(const Op& op) override;
+  /// One device: the ops go to its stream's run_all (which may fuse them); several: run() each.
+  void run_all(std::span<const Op> ops) override;
   void write(Buffer& dst, size_t offset, const void* src, size_t bytes) override;
   void read(const Buffer& src, size_t offset, void* dst, size_t bytes) override;
   void synchronize() override;

@@ -111,9 +111,10 @@ ForwardGraph build_forward(const ModelConfig& c, const ModelWeights& w, ForwardB
     const std::array<std::pair<hal::Tensor*, const hal::Tensor*>, 3> proj_in = {
         {{q, &L.wq}, {k, &L.wk}, {v, &L.wv}}};
     const std::array<const hal::Tensor*, 3> biases = {&L.bq, &L.bk, &L.bv};
-    for (size_t i = 0; i < 3; ++i) {
-      ops.push_back(make_op(hal::OpKind::kMatMul, proj_in[i].first, proj_in[i].second, h));
-      if (c.qkv_bias) ops.push_back(make_op(hal::OpKind::kAdd, proj_in[i].first, proj_in[i].first, biases[i]));
+    // The three products first, then the biases: a backend may run products of one input together.
+    for (size_t i = 0; i < 3; ++i) ops.push_back(make_op(hal::OpKind::kMatMul, proj_in[i].first, proj_in[i].second, h));
+    for (size_t i = 0; i < 3 && c.qkv_bias; ++i) {
+      ops.push_back(make_op(hal::OpKind::kAdd, proj_in[i].first, proj_in[i].first, biases[i]));
     }
     hal::Tensor* k_cache = &b.k_cache[static_cast<size_t>(il)];
     hal::Tensor* v_cache = &b.v_cache[static_cast<size_t>(il)];

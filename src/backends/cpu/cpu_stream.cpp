@@ -51,7 +51,7 @@ void CpuStream::read(const hal::Buffer& src, size_t offset, void* dst, size_t by
   std::memcpy(dst, static_cast<const uint8_t*>(src.host_ptr()) + offset, bytes);
 }
 
-void CpuStream::run(const hal::Op& op) {
+void CpuStream::check(const hal::Op& op) const {
   if (!device_.supports_op(op)) {
     fail(ErrorCode::kUnimplemented, "cpu: unsupported op ", hal::op_name(op.kind),
          op.src[0] != nullptr ? str_cat(" on ", dtype_name(op.src[0]->dtype)) : std::string());
@@ -60,9 +60,51 @@ void CpuStream::run(const hal::Op& op) {
   for (const hal::Tensor* src : op.src) {
     if (src != nullptr) check_host(src, "src", op);
   }
+}
+
+namespace {
+
+// Whether `next` may join the products of `group` (which starts with a matrix product): the same
+// input, weights of the same type, layout and width, and no product of the group writing what a
+// later one reads.
+bool joins(std::span<const hal::Op> group, const hal::Op& next) {
+  const hal::Op& first = group.front();
+  if (next.kind != hal::OpKind::kMatMul || next.src[1] != first.src[1] || next.src[0] == nullptr ||
+      first.src[0] == nullptr) {
+    return false;
+  }
+  const hal::Tensor& w = *next.src[0];
+  const hal::Tensor& w0 = *first.src[0];
+  if (w.dtype != w0.dtype || w.layout != w0.layout || w.ne[0] != w0.ne[0]) return false;
+  for (const hal::Op& op : group) {
+    if (op.dst == next.src[1] || op.dst == next.dst || op.dst == next.src[0]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void CpuStream::run_all(std::span<const hal::Op> ops) {
+  for (size_t i = 0; i < ops.size();) {
+    size_t j = i + 1;
+    if (ops[i].kind == hal::OpKind::kMatMul) {
+      while (j < ops.size() && joins(ops.subspan(i, j - i), ops[j])) ++j;
+    }
+    if (j - i > 1) {
+      for (size_t g = i; g < j; ++g) check(ops[g]);
+      mat_mul(ops.subspan(i, j - i));
+    } else {
+      run(ops[i]);
+    }
+    i = j;
+  }
+}
+
+void CpuStream::run(const hal::Op& op) {
+  check(op);
   switch (op.kind) {
     case hal::OpKind::kGetRows: return get_rows(op);
-    case hal::OpKind::kMatMul: return mat_mul(op);
+    case hal::OpKind::kMatMul: return mat_mul(std::span<const hal::Op>(&op, 1));
     case hal::OpKind::kAdd: return add(op);
     case hal::OpKind::kRmsNorm: return rms_norm(op);
     case hal::OpKind::kRope: return rope(op);
@@ -91,30 +133,46 @@ void CpuStream::get_rows(const hal::Op& op) {
   }
 }
 
-void CpuStream::mat_mul(const hal::Op& op) {
-  const hal::Tensor& w = *op.src[0];
-  const hal::Tensor& x = *op.src[1];
-  const int64_t k = w.ne[0];
-  const int64_t n_out = w.rows();
+void CpuStream::mat_mul(std::span<const hal::Op> ops) {
+  const hal::Tensor& x = *ops.front().src[1];
+  const DType wtype = ops.front().src[0]->dtype;
+  const int64_t k = ops.front().src[0]->ne[0];
   const int64_t n_tok = x.rows();
-  MIXSERVE_CHECK(x.ne[0] == k && op.dst->ne[0] == n_out && op.dst->rows() == n_tok, "mat_mul shapes ",
-                 w.shape_string(), " x ", x.shape_string(), " -> ", op.dst->shape_string());
-  const DType act = activation_type(w.dtype);
+  int64_t total_rows = 0;
+  for (const hal::Op& op : ops) {
+    const hal::Tensor& w = *op.src[0];
+    MIXSERVE_CHECK(x.ne[0] == k && op.dst->ne[0] == w.rows() && op.dst->rows() == n_tok, "mat_mul shapes ",
+                   w.shape_string(), " x ", x.shape_string(), " -> ", op.dst->shape_string());
+    total_rows += w.rows();
+  }
+  const DType act = activation_type(wtype);
   const size_t act_row = *dtype_row_bytes(act, k);
   uint8_t* xq = scratch(act_row * static_cast<size_t>(n_tok));
   const float* xf = f32(&x);
   pool_.parallel_for(n_tok, 8, [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; ++t) convert_activation(w.dtype, xf + t * k, xq + t * act_row, k);
+    for (int64_t t = begin; t < end; ++t) convert_activation(wtype, xf + t * k, xq + t * act_row, k);
   });
-  const auto* wdata = w.host_data();
-  const size_t w_row = w.row_bytes();
-  float* y = f32(op.dst);
-  const bool packed = w.layout == hal::TensorLayout::kDevicePacked;
-  pool_.parallel_for(n_out, matmul_grain(n_out, pool_.size(), n_tok), [&](int64_t r0, int64_t r1, int) {
-    if (packed) {
-      matmul_packed_rows(w.dtype, k, wdata, w_row, r0, r1, xq, act_row, n_tok, y, n_out);
-    } else {
-      matmul_rows(w.dtype, k, wdata, w_row, r0, r1, xq, act_row, n_tok, y, n_out);
+  // Work items: row ranges of one product each, sized for all the rows together.
+  struct Item {
+    const hal::Op* op;
+    int64_t r0, r1;
+  };
+  const int64_t grain = matmul_grain(total_rows, pool_.size(), n_tok);
+  std::vector<Item> items;
+  for (const hal::Op& op : ops) {
+    for (int64_t r = 0; r < op.src[0]->rows(); r += grain) items.push_back({&op, r, std::min(op.src[0]->rows(), r + grain)});
+  }
+  pool_.parallel_for(static_cast<int64_t>(items.size()), 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
+      const Item& item = items[static_cast<size_t>(i)];
+      const hal::Tensor& w = *item.op->src[0];
+      const int64_t n_out = w.rows();
+      float* y = f32(item.op->dst);
+      if (w.layout == hal::TensorLayout::kDevicePacked) {
+        matmul_packed_rows(w.dtype, k, w.host_data(), w.row_bytes(), item.r0, item.r1, xq, act_row, n_tok, y, n_out);
+      } else {
+        matmul_rows(w.dtype, k, w.host_data(), w.row_bytes(), item.r0, item.r1, xq, act_row, n_tok, y, n_out);
+      }
     }
   });
 }

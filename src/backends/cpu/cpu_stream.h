@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "common/thread_pool.h"
@@ -16,6 +17,9 @@ class CpuStream : public hal::Stream {
   /// A stream on `device` using `n_threads` threads (0 = all usable cores).
   CpuStream(hal::Device& device, int n_threads);
   void run(const hal::Op& op) override;
+  /// Runs the ops in order; consecutive matrix products of one input (q, k, v; gate, up) go as one
+  /// job: the input converted once, the rows of all of them shared out in one parallel loop.
+  void run_all(std::span<const hal::Op> ops) override;
   void write(hal::Buffer& dst, size_t offset, const void* src, size_t bytes) override;
   void read(const hal::Buffer& src, size_t offset, void* dst, size_t bytes) override;
   void synchronize() override {}
@@ -25,7 +29,10 @@ class CpuStream : public hal::Stream {
 
  private:
   void get_rows(const hal::Op& op);
-  void mat_mul(const hal::Op& op);
+  /// Matrix products that read the same input with weights of one type, layout and width.
+  void mat_mul(std::span<const hal::Op> ops);
+  /// Checks that the stream can run `op` on host memory.
+  void check(const hal::Op& op) const;
   void add(const hal::Op& op);
   void rms_norm(const hal::Op& op);
   void rope(const hal::Op& op);
