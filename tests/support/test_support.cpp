@@ -57,4 +57,12 @@ CommandResult run_command(const std::string& command_line) {
   return result;
 }
 
+std::vector<float> normal_floats(int64_t n, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
 }  // namespace mixserve::testing

@@ -1,8 +1,10 @@
 // Helpers shared by the test programs: paths to ../shared data, temp files, running the CLI.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace mixserve::testing {
 
@@ -36,6 +38,9 @@ struct CommandResult {
 
 /// Runs `args` through /bin/sh with stdout and stderr captured to files.
 CommandResult run_command(const std::string& command_line);
+
+/// n floats drawn from a normal distribution N(0, scale^2), the same for the same seed.
+std::vector<float> normal_floats(int64_t n, uint32_t seed, float scale = 1.0f);
 
 }  // namespace mixserve::testing
 

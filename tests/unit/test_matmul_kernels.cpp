@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "quant/quant.h"
 #include "support/guarded_buffer.h"
+#include "support/test_support.h"
 
 namespace mixserve::cpu {
 namespace {
@@ -23,14 +24,6 @@ namespace {
 constexpr DType kTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0};
 
 bool is_quantised(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0; }
-
-std::vector<float> random_floats(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 // A weight matrix and a batch of activations in one format, plus the float originals.
 struct Problem {
@@ -46,7 +39,7 @@ Problem make_problem(DType wtype, int64_t k, int64_t rows, int64_t n_tok, uint32
             *dtype_row_bytes(activation_type(wtype), k), {}, {}};
   p.w.resize(p.w_row * static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
-    auto row = random_floats(k, seed * 1000 + static_cast<uint32_t>(r));
+    auto row = testing::normal_floats(k, seed * 1000 + static_cast<uint32_t>(r));
     // A few rows far from unit scale exercise the per-block scales.
     if (r % 5 == 2) {
       for (auto& v : row) v *= 37.0f;
@@ -61,7 +54,7 @@ Problem make_problem(DType wtype, int64_t k, int64_t rows, int64_t n_tok, uint32
       p.w[blk * 34 + 2 + rng() % 32] = 0x80;
     }
   }
-  p.xf = random_floats(k * n_tok, seed + 17);
+  p.xf = testing::normal_floats(k * n_tok, seed + 17);
   return p;
 }
 
@@ -285,7 +278,7 @@ TEST(MatmulKernels, ActivationQuantisationIsByteIdenticalAcrossVariants) {
   std::vector<float> x(32 * 6, 0.0f);
   for (int i = 0; i < 32; ++i) x[i] = (i == 0) ? 127.0f : static_cast<float>(i % 9) - 4.5f;
   for (int i = 0; i < 32; ++i) x[32 + i] = 1e-30f * static_cast<float>(i - 16);
-  const auto r = random_floats(32 * 4, 3);
+  const auto r = testing::normal_floats(32 * 4, 3);
   std::copy(r.begin(), r.end(), x.begin() + 64);
   const int64_t k = static_cast<int64_t>(x.size());
   std::vector<uint8_t> want(*dtype_row_bytes(DType::kQ8_0, k));

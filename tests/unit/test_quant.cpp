@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "support/test_support.h"
 
 namespace mixserve::quant {
 namespace {
@@ -138,14 +139,6 @@ TEST(QuantBf16, ConversionAndRounding) {
   EXPECT_NE(nan & 0x7F, 0);
 }
 
-std::vector<float> random_floats(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
 std::vector<uint8_t> quantized(DType type, const std::vector<float>& x) {
   std::vector<uint8_t> out(*dtype_row_bytes(type, static_cast<int64_t>(x.size())));
   quantize_row(type, x.data(), out.data(), static_cast<int64_t>(x.size()));
@@ -160,7 +153,7 @@ std::vector<float> round_trip(DType type, const std::vector<float>& x) {
 }
 
 TEST(QuantRoundTrip, FloatFormats) {
-  const auto x = random_floats(1024, 1, 3.0f);
+  const auto x = testing::normal_floats(1024, 1, 3.0f);
   EXPECT_EQ(round_trip(DType::kF32, x), x);
   const auto h = round_trip(DType::kF16, x);
   const auto b = round_trip(DType::kBF16, x);
@@ -173,7 +166,7 @@ TEST(QuantRoundTrip, FloatFormats) {
 }
 
 TEST(QuantRoundTrip, Q8_0ErrorWithinHalfAStep) {
-  auto x = random_floats(32 * 64, 2, 2.0f);
+  auto x = testing::normal_floats(32 * 64, 2, 2.0f);
   for (int i = 0; i < 32; ++i) x[32 * 5 + i] = 0.0f;  // an all-zero block
   const auto back = round_trip(DType::kQ8_0, x);
   for (size_t b = 0; b < x.size() / 32; ++b) {
@@ -188,7 +181,7 @@ TEST(QuantRoundTrip, Q8_0ErrorWithinHalfAStep) {
 }
 
 TEST(QuantRoundTrip, Q4_0ErrorWithinOneStep) {
-  const auto x = random_floats(32 * 64, 3, 2.0f);
+  const auto x = testing::normal_floats(32 * 64, 3, 2.0f);
   const auto back = round_trip(DType::kQ4_0, x);
   for (size_t b = 0; b < x.size() / 32; ++b) {
     float amax = 0.0f;
@@ -295,8 +288,8 @@ double naive_dot(DType type, const std::vector<uint8_t>& row, const std::vector<
 TEST(QuantDot, ReferenceMatchesNaiveDouble) {
   for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
     for (int64_t n : {32, 96, 256, 288, 1056}) {
-      const auto w = random_floats(n, static_cast<uint32_t>(n), 1.5f);
-      const auto x = random_floats(n, static_cast<uint32_t>(n + 1));
+      const auto w = testing::normal_floats(n, static_cast<uint32_t>(n), 1.5f);
+      const auto x = testing::normal_floats(n, static_cast<uint32_t>(n + 1));
       const auto row = quantized(type, w);
       const double ref = naive_dot(type, row, x);
       EXPECT_NEAR(dot_reference(type, row.data(), x.data(), n), ref, 1e-9 * (1.0 + std::fabs(ref)))

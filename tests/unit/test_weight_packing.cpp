@@ -26,19 +26,11 @@
 namespace mixserve::cpu {
 namespace {
 
-std::vector<float> random_floats(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
 // `rows` quantised rows of k elements, row_bytes apart (the padding filled with a marker).
 std::vector<uint8_t> weights(DType type, int64_t k, int64_t rows, size_t row_bytes, uint32_t seed) {
   std::vector<uint8_t> w(row_bytes * static_cast<size_t>(rows), 0xA5);
   for (int64_t r = 0; r < rows; ++r) {
-    const auto row = random_floats(k, seed + static_cast<uint32_t>(r));
+    const auto row = testing::normal_floats(k, seed + static_cast<uint32_t>(r));
     quant::quantize_row(type, row.data(), w.data() + row_bytes * static_cast<size_t>(r), k);
   }
   return w;
@@ -47,7 +39,7 @@ std::vector<uint8_t> weights(DType type, int64_t k, int64_t rows, size_t row_byt
 std::vector<uint8_t> activations(DType type, int64_t k, int64_t n_tok, uint32_t seed) {
   const size_t row = *dtype_row_bytes(activation_type(type), k);
   std::vector<uint8_t> x(row * static_cast<size_t>(n_tok));
-  const auto xf = random_floats(k * n_tok, seed);
+  const auto xf = testing::normal_floats(k * n_tok, seed);
   for (int64_t t = 0; t < n_tok; ++t) {
     convert_activation(type, xf.data() + t * k, x.data() + row * static_cast<size_t>(t), k);
   }
