@@ -32,10 +32,14 @@ struct alignas(64) TileBlock {
   float d[16];
 };
 
-// Per token and block: the correction and the activation scale.
-struct XMeta {
-  int32_t corr;
-  float d;
+// One block of up to 8 tokens' activations, arranged so that the kernel reaches every operand at a
+// fixed offset from one pointer (with the tokens' rows at a run-time stride, GCC kept 8 row pointers
+// in vector registers and moved them back for every load): q[i][t] = dword i of token t's block,
+// with its correction and scale; tokens past the panel are zeros.
+struct alignas(64) XTile {
+  int32_t q[8][kMaxTokens];
+  int32_t corr[kMaxTokens];
+  float d[kMaxTokens];
 };
 
 // The tile rows' fp16 block scales in lane order (one gather when row offsets fit in int32).
@@ -120,10 +124,27 @@ void repack_tile(const uint8_t* w, size_t wrb, int n_rows, int64_t nb, bool use_
   }
 }
 
-void prepare_x_meta(const uint8_t* x, int64_t nb, int corr, XMeta* out) {
+// The panel's tokens [0, tp) (rows at x, stride xrb) as XTiles: block b of token group g at
+// out[b * n_groups + g].
+void prepare_x_tiles(const uint8_t* x, size_t xrb, int64_t tp, int64_t nb, int corr, XTile* out) {
+  const int64_t n_groups = (tp + kMaxTokens - 1) / kMaxTokens;
   for (int64_t b = 0; b < nb; ++b) {
-    out[b].corr = -corr * block_sum(x + b * kXBlockBytes);
-    out[b].d = half_to_float(x + b * kXBlockBytes);
+    for (int64_t g = 0; g < n_groups; ++g) {
+      XTile& xt = out[b * n_groups + g];
+      for (int t = 0; t < kMaxTokens; ++t) {
+        const int64_t token = kMaxTokens * g + t;
+        if (token >= tp) {
+          for (int i = 0; i < 8; ++i) xt.q[i][t] = 0;
+          xt.corr[t] = 0;
+          xt.d[t] = 0.0f;
+          continue;
+        }
+        const uint8_t* blk = x + token * static_cast<int64_t>(xrb) + b * kXBlockBytes;
+        for (int i = 0; i < 8; ++i) xt.q[i][t] = load_i32(blk + 2 + 4 * i);
+        xt.corr[t] = -corr * block_sum(blk);
+        xt.d[t] = half_to_float(blk);
+      }
+    }
   }
 }
 
@@ -137,32 +158,30 @@ inline void store_rows(__m512 v, int n_rows, float* y) {
   }
 }
 
-// 16 rows (repacked in wt) x T tokens (raw Q8_0 rows at x, stride xrb; metadata xm[t * nb + b]).
+// 16 rows (repacked in wt) x T tokens (block b of the tokens at xt[b * xs]).
 template <int T>
-void tile_kernel(const TileBlock* wt, int64_t nb, const uint8_t* x, size_t xrb, const XMeta* xm,
-                 const int32_t* lane_block, float* y, int64_t ys, int n_rows) {
+void tile_kernel(const TileBlock* wt, int64_t nb, const XTile* xt, int64_t xs, const int32_t* lane_block, float* y,
+                 int64_t ys, int n_rows) {
   alignas(64) float partial[T][16][16];
   for (int l = 0; l < 16; ++l) {
     __m512 acc[T];
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
     for (int64_t b = lane_block[l]; b < nb; b += 16) {
-      const uint8_t* xq = x + b * kXBlockBytes + 2;
+      const XTile& x = xt[b * xs];
       __m512i isum[T];
 #pragma GCC unroll 8
-      for (int t = 0; t < T; ++t) isum[t] = _mm512_set1_epi32(xm[t * nb + b].corr);
+      for (int t = 0; t < T; ++t) isum[t] = _mm512_set1_epi32(x.corr[t]);
 #pragma GCC unroll 8
       for (int i = 0; i < 8; ++i) {
         const __m512i a = _mm512_load_si512(wt[b].a[i]);
 #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) {
-          isum[t] = _mm512_dpbusd_epi32(isum[t], a, _mm512_set1_epi32(load_i32(xq + t * xrb + 4 * i)));
-        }
+        for (int t = 0; t < T; ++t) isum[t] = _mm512_dpbusd_epi32(isum[t], a, _mm512_set1_epi32(x.q[i][t]));
       }
       const __m512 dw = _mm512_load_ps(wt[b].d);
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {
-        const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(xm[t * nb + b].d));
+        const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(x.d[t]));
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), scale, acc[t]);
       }
     }
@@ -179,24 +198,24 @@ void tile_kernel(const TileBlock* wt, int64_t nb, const uint8_t* x, size_t xrb, 
   }
 }
 
-void tile_tokens(const TileBlock* wt, int64_t nb, const uint8_t* x, size_t xrb, const XMeta* xm,
-                 const int32_t* lane_block, int64_t n_tok, float* y, int64_t ys, int n_rows) {
-  int64_t t = 0;
-  for (; t + kMaxTokens <= n_tok; t += kMaxTokens) {
-    tile_kernel<kMaxTokens>(wt, nb, x + t * xrb, xrb, xm + t * nb, lane_block, y + t * ys, ys, n_rows);
-  }
-  const uint8_t* xt = x + t * xrb;
-  const XMeta* mt = xm + t * nb;
-  float* yt = y + t * ys;
-  switch (n_tok - t) {
-    case 7: return tile_kernel<7>(wt, nb, xt, xrb, mt, lane_block, yt, ys, n_rows);
-    case 6: return tile_kernel<6>(wt, nb, xt, xrb, mt, lane_block, yt, ys, n_rows);
-    case 5: return tile_kernel<5>(wt, nb, xt, xrb, mt, lane_block, yt, ys, n_rows);
-    case 4: return tile_kernel<4>(wt, nb, xt, xrb, mt, lane_block, yt, ys, n_rows);
-    case 3: return tile_kernel<3>(wt, nb, xt, xrb, mt, lane_block, yt, ys, n_rows);
-    case 2: return tile_kernel<2>(wt, nb, xt, xrb, mt, lane_block, yt, ys, n_rows);
-    case 1: return tile_kernel<1>(wt, nb, xt, xrb, mt, lane_block, yt, ys, n_rows);
-    default: return;
+// The panel's tp tokens, 8 at a time (xt: their XTiles, n_groups to a block).
+void tile_tokens(const TileBlock* wt, int64_t nb, const XTile* xt, const int32_t* lane_block, int64_t tp, float* y,
+                 int64_t ys, int n_rows) {
+  const int64_t n_groups = (tp + kMaxTokens - 1) / kMaxTokens;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const XTile* xg = xt + g;
+    float* yg = y + kMaxTokens * g * ys;
+    static_assert(kMaxTokens == 8, "one case per tile width");
+    switch (min_i64(kMaxTokens, tp - kMaxTokens * g)) {
+      case 8: tile_kernel<8>(wt, nb, xg, n_groups, lane_block, yg, ys, n_rows); break;
+      case 7: tile_kernel<7>(wt, nb, xg, n_groups, lane_block, yg, ys, n_rows); break;
+      case 6: tile_kernel<6>(wt, nb, xg, n_groups, lane_block, yg, ys, n_rows); break;
+      case 5: tile_kernel<5>(wt, nb, xg, n_groups, lane_block, yg, ys, n_rows); break;
+      case 4: tile_kernel<4>(wt, nb, xg, n_groups, lane_block, yg, ys, n_rows); break;
+      case 3: tile_kernel<3>(wt, nb, xg, n_groups, lane_block, yg, ys, n_rows); break;
+      case 2: tile_kernel<2>(wt, nb, xg, n_groups, lane_block, yg, ys, n_rows); break;
+      default: tile_kernel<1>(wt, nb, xg, n_groups, lane_block, yg, ys, n_rows); break;
+    }
   }
 }
 
@@ -208,18 +227,19 @@ template <class Kind, bool kPacked>
 void batch_rows(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x, size_t xrb,
                 int64_t n_tok, float* y, int64_t ys) {
   const int64_t nb = k / kQKBlock;
-  const int64_t per_token = nb * static_cast<int64_t>(kXBlockBytes + sizeof(XMeta));
+  const int64_t per_token = nb * static_cast<int64_t>(sizeof(XTile) / kMaxTokens);
   const int64_t panel = min_i64(n_tok, max_i64(1, min_i64(kMaxPanel, kPanelBytes / per_token)));
   const auto tile_bytes = static_cast<size_t>(nb) * sizeof(TileBlock);
-  auto* scratch = static_cast<uint8_t*>(matmul_scratch(tile_bytes + static_cast<size_t>(panel * nb) * sizeof(XMeta)));
+  const auto x_bytes = static_cast<size_t>((panel + kMaxTokens - 1) / kMaxTokens * nb) * sizeof(XTile);
+  auto* scratch = static_cast<uint8_t*>(matmul_scratch(tile_bytes + x_bytes));
   auto* wt = reinterpret_cast<TileBlock*>(scratch);
-  auto* xm = reinterpret_cast<XMeta*>(scratch + tile_bytes);
+  auto* xt = reinterpret_cast<XTile*>(scratch + tile_bytes);
   const bool use_gather = wrb <= static_cast<size_t>(INT32_MAX / kTileRows);
   const __m512i offsets = use_gather ? _mm512_mullo_epi32(_mm512_load_si512(kLaneRow), _mm512_set1_epi32(static_cast<int32_t>(wrb)))
                                      : _mm512_setzero_si512();
   for (int64_t t0 = 0; t0 < n_tok; t0 += panel) {
     const int64_t tp = min_i64(panel, n_tok - t0);
-    for (int64_t t = 0; t < tp; ++t) prepare_x_meta(x + (t0 + t) * xrb, nb, Kind::kCorr, xm + t * nb);
+    prepare_x_tiles(x + t0 * xrb, xrb, tp, nb, Kind::kCorr, xt);
     for (int64_t r = r0; r < r1; r += kTileRows) {
       const auto n_rows = static_cast<int>(min_i64(kTileRows, r1 - r));
       const uint8_t* next = w + (r + kTileRows) * wrb;
@@ -229,7 +249,7 @@ void batch_rows(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1,
       } else {
         repack_tile<Kind, false, kPacked>(w + r * wrb, wrb, n_rows, nb, use_gather, offsets, next, next_bytes, wt);
       }
-      tile_tokens(wt, nb, x + t0 * xrb, xrb, xm, Kind::kLaneBlock, tp, y + t0 * ys + r, ys, n_rows);
+      tile_tokens(wt, nb, xt, Kind::kLaneBlock, tp, y + t0 * ys + r, ys, n_rows);
     }
   }
 }
