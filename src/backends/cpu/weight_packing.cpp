@@ -8,45 +8,36 @@
 namespace mixserve::cpu {
 namespace {
 
-// One group's geometry: block bytes and the bias added to stored values.
+// One group's geometry: block bytes, and the mask XOR-ed into every stored 4-byte word (for Q8_0,
+// q + 128 modulo 256 is q XOR 0x80).
 struct GroupShape {
   size_t block_bytes;
   size_t qs_bytes;  // quantised bytes per block
-  uint8_t bias;     // added to every qs byte when packed
+  uint32_t flip;
   const int32_t* order;
 };
 
 GroupShape shape_of(DType type) {
   if (type == DType::kQ4_0) return {sizeof(quant::BlockQ4_0), quant::kQK / 2, 0, kPackedOrderQ4};
-  return {sizeof(quant::BlockQ8_0), quant::kQK, 0x80, kPackedOrderQ8};
+  return {sizeof(quant::BlockQ8_0), quant::kQK, 0x80808080u, kPackedOrderQ8};
 }
 
-// Moves one group between layouts through `tmp` (block_bytes * 16 bytes).
+// Moves one group between layouts through `tmp` (block_bytes * 16 bytes), 4 bytes at a time.
 void convert_group(const GroupShape& s, uint8_t* group, uint8_t* tmp, bool to_packed) {
   const size_t group_bytes = s.block_bytes * kPackGroupBlocks;
   std::memcpy(tmp, group, group_bytes);
-  const uint8_t* src = tmp;
-  uint8_t* dst = group;
   const size_t n_regs = s.qs_bytes / 4;
   for (int p = 0; p < kPackGroupBlocks; ++p) {
-    const size_t block = static_cast<size_t>(s.order[p]);
-    const size_t plain = block * s.block_bytes;  // the block's offset in the GGUF layout
-    const size_t packed_scale = 2 * static_cast<size_t>(p);
-    if (to_packed) {
-      std::memcpy(dst + packed_scale, src + plain, 2);
-    } else {
-      std::memcpy(dst + plain, src + packed_scale, 2);
-    }
+    const size_t plain = static_cast<size_t>(s.order[p]) * s.block_bytes;  // the block in the GGUF layout
+    const size_t scale = 2 * static_cast<size_t>(p);
+    std::memcpy(group + (to_packed ? scale : plain), tmp + (to_packed ? plain : scale), 2);
     for (size_t j = 0; j < n_regs; ++j) {
       const size_t packed = 32 + 64 * j + 4 * static_cast<size_t>(p);
-      for (size_t c = 0; c < 4; ++c) {
-        const size_t q = plain + 2 + 4 * j + c;
-        if (to_packed) {
-          dst[packed + c] = static_cast<uint8_t>(src[q] + s.bias);
-        } else {
-          dst[q] = static_cast<uint8_t>(src[packed + c] - s.bias);
-        }
-      }
+      const size_t q = plain + 2 + 4 * j;
+      uint32_t word;
+      std::memcpy(&word, tmp + (to_packed ? q : packed), 4);
+      word ^= s.flip;
+      std::memcpy(group + (to_packed ? packed : q), &word, 4);
     }
   }
 }
