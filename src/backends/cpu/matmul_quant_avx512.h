@@ -1,8 +1,11 @@
-// Internal to the AVX-512 quantised matmul kernels (matmul_quant_avx512.cpp for batches,
-// matmul_decode_avx512.cpp for one token). Include only from *_avx512.cpp files: the inline
-// helpers use AVX-512 and live in an anonymous namespace, so no copy can leak into generic code.
+// Internal to the AVX-512 quantised matmul kernels: matmul_quant_avx512.cpp (entry, and tiles for
+// batches of more than 16 tokens), matmul_small_batch_avx512.cpp (2-16 tokens, and one token on
+// packed rows), matmul_decode_avx512.cpp (one token on GGUF-layout rows). Include only from
+// *_avx512.cpp files: the inline helpers use AVX-512 and live in an anonymous namespace, so no
+// copy can leak into generic code.
 //
-// The arithmetic of every output is fixed, so results never depend on n_tok, r0 or r1:
+// The arithmetic of every output is fixed, so results never depend on n_tok, r0, r1 or whether
+// the rows are packed (weight_packing.h):
 //   isum_b = exact integer dot product of block b (vpdpbusd: unsigned weights x signed
 //   activations; Q4_0 supplies its nibbles 0..15, Q8_0 w + 128, and the matching correction,
 //   -8 or -128 times the sum of the activation block's values, is added to the integer sum);

@@ -9,8 +9,10 @@
 //    the tokens of the batch;
 //  - packed layout (weight_packing.h): the operands are plain loads (order = the type's partial
 //    order).
-// Per token and group the hot loop issues 8 vpdpbusd, a multiply and an FMA (which share two
-// ports on Zen 5) and 10 vector loads (two per cycle): 5 cycles either way, about 6 measured.
+// Per token and group the hot loop issues 8 vpdpbusd, a multiply and an FMA and 10 vector loads:
+// about 6 cycles measured on a Zen 5 class core (two 512-bit loads and two vpdpbusd a cycle), 14 on
+// a Zen 4 class one (one of each). The activations a pass reads must stay in L1: a batch whose
+// activations do not fit goes in two passes of tokens, or else in chunks of k (small_batch_rows).
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_* helpers
 // when inlined (GCC bug 105593, fixed in 12.3/13); the warning says nothing about this file.
 #pragma GCC diagnostic ignored "-Wuninitialized"
