@@ -60,67 +60,101 @@ inline __m512 tile_scales(const uint8_t* blk, size_t wrb, int n_rows, bool use_g
   return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));  // the fp16 is the low half of each dword
 }
 
-// The rows of a tile are one contiguous range, but the repack walks it as 16 interleaved streams,
-// which the hardware prefetchers serve at a fraction of the memory bandwidth. So while one tile is
-// repacked, the next tile's range [next, next + next_bytes) is prefetched as one sequential stream.
-// Position in a packed group of each of its blocks (the inverse of the type's partial order).
-template <class Kind>
-struct PackedPos {
-  int pos[16];
-  constexpr PackedPos() : pos() {
-    for (int p = 0; p < 16; ++p) pos[Kind::kLaneBlock[p]] = p;
-  }
-};
-
-// Block b of a tile of packed rows (weight_packing.h): its dwords and scale gathered from the
-// 16 rows (offsets: the rows' byte offsets in kLaneRow order; m: the rows that exist).
-template <class Kind>
-inline void gather_packed(const uint8_t* w, int64_t b, __m512i offsets, __mmask16 m, __m512i (&a)[8], __m512& d) {
-  static constexpr PackedPos<Kind> kPos;
-  const uint8_t* group = w + b / 16 * 16 * static_cast<int64_t>(Kind::kBlockBytes);
-  const int p = kPos.pos[b % 16];
-  const auto gather = [&](const uint8_t* at) {
-    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, at, 1);
-  };
-  d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gather(group + 2 * p)));  // the fp16 is the low half of each dword
-  const uint8_t* regs = group + 32 + 4 * p;
-  if constexpr (Kind::kPackedRegs == 4) {
-    __m512i u[4];
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) u[j] = gather(regs + 64 * j);
-    Kind::split(u, a);
-  } else {
+// c[p] lane q = dword p of r[q]: a 16 x 16 transpose of dwords in four rounds of shuffles.
+inline void transpose16(const __m512i (&r)[16], __m512i (&c)[16]) {
+  __m512i t[16], u[16];
 #pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j) a[j] = gather(regs + 64 * j);
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k.
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    const __m512i x = _mm512_shuffle_i32x4(u[k], u[4 + k], 0x44);
+    const __m512i y = _mm512_shuffle_i32x4(u[k], u[4 + k], 0xEE);
+    const __m512i x2 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0x44);
+    const __m512i y2 = _mm512_shuffle_i32x4(u[8 + k], u[12 + k], 0xEE);
+    c[k] = _mm512_shuffle_i32x4(x, x2, 0x88);
+    c[4 + k] = _mm512_shuffle_i32x4(x, x2, 0xDD);
+    c[8 + k] = _mm512_shuffle_i32x4(y, y2, 0x88);
+    c[12 + k] = _mm512_shuffle_i32x4(y, y2, 0xDD);
+  }
+}
+
+// A tile of packed rows (weight_packing.h), one group of 16 blocks at a time: register j of the 16
+// rows' group (lane p: block order[p]) transposed, so that lane q holds row kLaneRow[q] and each
+// of the 16 results is one block's operands; the scale words likewise.
+template <class Kind, bool kFull>
+void repack_packed_group(const uint8_t* w, size_t wrb, int n_rows, int64_t g, TileBlock* out) {
+  constexpr auto kGroupBytes = static_cast<int64_t>(16 * Kind::kBlockBytes);
+  const auto row = [&](int q) { return w + kLaneRow[q] * static_cast<int64_t>(wrb) + g * kGroupBytes; };
+  const auto exists = [&](int q) { return kFull || kLaneRow[q] < n_rows; };
+  __m512i r[16], c[16];
+#pragma GCC unroll 16
+  for (int q = 0; q < 16; ++q) {
+    r[q] = exists(q) ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row(q))))
+                     : _mm512_setzero_si512();
+  }
+  transpose16(r, c);
+#pragma GCC unroll 16
+  for (int p = 0; p < 16; ++p) {
+    _mm512_store_ps(out[16 * g + Kind::kLaneBlock[p]].d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(c[p])));
+  }
+  for (int j = 0; j < Kind::kPackedRegs; ++j) {
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; ++q) r[q] = exists(q) ? _mm512_loadu_si512(row(q) + 32 + 64 * j) : _mm512_setzero_si512();
+    transpose16(r, c);
+#pragma GCC unroll 16
+    for (int p = 0; p < 16; ++p) {
+      TileBlock& blk = out[16 * g + Kind::kLaneBlock[p]];
+      if constexpr (Kind::kPackedRegs == 4) {
+        const __m512i low4 = _mm512_set1_epi8(0x0F);
+        _mm512_store_si512(blk.a[j], _mm512_and_si512(c[p], low4));
+        _mm512_store_si512(blk.a[4 + j], _mm512_and_si512(_mm512_srli_epi16(c[p], 4), low4));
+      } else {
+        _mm512_store_si512(blk.a[j], c[p]);  // stored as q + 128
+      }
+    }
   }
 }
 
 // The rows of a tile are one contiguous range, but the repack walks it as 16 interleaved streams,
 // which the hardware prefetchers serve at a fraction of the memory bandwidth. So while one tile is
 // repacked, the next tile's range [next, next + next_bytes) is prefetched as one sequential stream.
-// kPacked: the rows are packed (then use_gather is always true).
+// kPacked: the rows are packed (repacked group by group, by transposes).
 template <class Kind, bool kFull, bool kPacked>
 void repack_tile(const uint8_t* w, size_t wrb, int n_rows, int64_t nb, bool use_gather, __m512i offsets,
                  const uint8_t* next, int64_t next_bytes, TileBlock* out) {
   const int64_t lines_per_block = (next_bytes / 64 + nb - 1) / nb;
-  const __mmask16 m = _mm512_cmplt_epi32_mask(_mm512_load_si512(kLaneRow), _mm512_set1_epi32(n_rows));
-  for (int64_t b = 0; b < nb; ++b) {
+  const auto prefetch_next = [&](int64_t b) {
     for (int64_t i = 0; i < lines_per_block; ++i) {
       const int64_t off = (b * lines_per_block + i) * 64;
       if (off < next_bytes) _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T1);
     }
-    __m512i a[8];
-    __m512 d;
-    if constexpr (kPacked) {
-      gather_packed<Kind>(w, b, offsets, m, a, d);
-    } else {
-      const uint8_t* blk = w + b * static_cast<int64_t>(Kind::kBlockBytes);
-      Kind::template transpose<kFull>(blk, wrb, n_rows, a);
-      d = tile_scales(blk, wrb, n_rows, use_gather, offsets);
+  };
+  if constexpr (kPacked) {
+    for (int64_t g = 0; g < nb / 16; ++g) {
+      for (int64_t b = 16 * g; b < 16 * g + 16; ++b) prefetch_next(b);
+      repack_packed_group<Kind, kFull>(w, wrb, n_rows, g, out);
     }
+    return;
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    prefetch_next(b);
+    __m512i a[8];
+    const uint8_t* blk = w + b * static_cast<int64_t>(Kind::kBlockBytes);
+    Kind::template transpose<kFull>(blk, wrb, n_rows, a);
 #pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) _mm512_store_si512(out[b].a[i], a[i]);
-    _mm512_store_ps(out[b].d, d);
+    _mm512_store_ps(out[b].d, tile_scales(blk, wrb, n_rows, use_gather, offsets));
   }
 }
 
