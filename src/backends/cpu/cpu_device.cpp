@@ -129,17 +129,17 @@ std::unique_ptr<hal::Stream> CpuDevice::create_stream(const hal::StreamOptions& 
 }
 
 size_t CpuDevice::pack_weights(std::span<hal::Tensor* const> weights) {
-  std::vector<hal::Tensor*> todo;
+  std::vector<hal::Tensor*> to_pack;
   for (hal::Tensor* t : weights) {
     const auto* buffer = dynamic_cast<const CpuBuffer*>(t->buffer);
     if (buffer == nullptr || &buffer->device() != this || !buffer->owned()) continue;  // not ours to change
     if (t->layout == hal::TensorLayout::kGguf && packed_matmul_available(t->dtype, t->ne[0], t->row_bytes())) {
-      todo.push_back(t);
+      to_pack.push_back(t);
     }
   }
-  if (todo.empty()) return 0;
+  if (to_pack.empty()) return 0;
   ThreadPool pool;
-  for (hal::Tensor* t : todo) {
+  for (hal::Tensor* t : to_pack) {
     auto* base = static_cast<uint8_t*>(t->host_data());
     const size_t row_bytes = t->row_bytes();
     pool.parallel_for(t->rows(), 64, [&](int64_t begin, int64_t end, int) {
@@ -147,7 +147,7 @@ size_t CpuDevice::pack_weights(std::span<hal::Tensor* const> weights) {
     });
     t->layout = hal::TensorLayout::kDevicePacked;
   }
-  return todo.size();
+  return to_pack.size();
 }
 
 std::unique_ptr<hal::Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
