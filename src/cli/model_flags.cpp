@@ -28,7 +28,7 @@ void ModelFlags::add_to(CLI::App* cmd) {
                 "instead of copying them into memory backed by huge pages");
   cmd->add_flag("--no-pack", no_pack,
                 "keep copied weights in the GGUF layout instead of the layout the device's kernels read "
-                "fastest (CPU with AVX-512 VNNI: packed Q4_0/Q8_0 rows); results are identical either way");
+                "fastest (CPU with AVX2 or AVX-512 VNNI: packed Q4_0/Q8_0 rows); results are identical either way");
 }
 
 std::unique_ptr<Model> ModelFlags::load() const {

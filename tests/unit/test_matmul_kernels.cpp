@@ -273,6 +273,28 @@ TEST(MatmulKernels, VariantsAgreeWithEachOther) {
   }
 }
 
+// The AVX2 and AVX-512 kernels for Q4_0/Q8_0 follow one arithmetic (matmul_quant_avx512.h), so a
+// machine's results do not depend on which of them it runs. Needs a CPU with both.
+TEST(MatmulKernels, SimdVariantsGiveIdenticalQuantisedProducts) {
+  const MatmulKernelTable* avx2 = matmul_kernels_avx2();
+  const MatmulKernelTable* avx512 = matmul_kernels_avx512();
+  if (avx2 == nullptr || avx512 == nullptr) {
+    GTEST_SKIP() << "needs a CPU with both AVX2 and AVX-512 VNNI (or MIXSERVE_CPU_ISA caps it)";
+  }
+  for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
+    for (int64_t k : {512, 2048 + 96, 5632}) {
+      for (int64_t n_tok : {1, 3, 16, 40}) {
+        const Problem p = make_problem(type, k, 21, n_tok, static_cast<uint32_t>(k + n_tok));
+        const auto x = convert(*avx2, p);
+        const auto a = run(*avx2, p, x);
+        const auto b = run(*avx512, p, x);
+        ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
+            << dtype_name(type) << " k=" << k << " n_tok=" << n_tok;
+      }
+    }
+  }
+}
+
 TEST(MatmulKernels, ActivationQuantisationIsByteIdenticalAcrossVariants) {
   // Values on the rounding ties (amax = 127 makes d = 1), tiny, zero and random blocks.
   std::vector<float> x(32 * 6, 0.0f);

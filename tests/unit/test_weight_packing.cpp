@@ -111,7 +111,7 @@ TEST(WeightPacking, UnpackRestoresEveryByte) {
 
 #define SKIP_WITHOUT_PACKED_KERNELS()                                                                       \
   if (!packed_matmul_available(DType::kQ4_0, 512, sizeof(quant::BlockQ4_0) * 16)) {                         \
-    GTEST_SKIP() << "this CPU has no packed kernels (they need AVX-512 VNNI; MIXSERVE_CPU_ISA may cap it)"; \
+    GTEST_SKIP() << "this CPU has no packed kernels (they need AVX2 or AVX-512 VNNI; MIXSERVE_CPU_ISA may cap it)"; \
   }
 
 // Every batch size (1 token, 2..16 tokens in registers with and without chunks of k, the tiles

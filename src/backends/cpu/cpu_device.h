@@ -35,7 +35,7 @@ class CpuDevice : public hal::Device {
   std::unique_ptr<hal::Buffer> allocate(size_t bytes) override;
   std::unique_ptr<hal::Buffer> wrap_host(const void* data, size_t bytes) override;
   std::unique_ptr<hal::Stream> create_stream(const hal::StreamOptions& options) override;
-  /// Packs Q4_0/Q8_0 weights whose rows the AVX-512 VNNI kernels read packed (weight_packing.h).
+  /// Packs Q4_0/Q8_0 weights whose rows the AVX2 or AVX-512 VNNI kernels read packed (weight_packing.h).
   size_t pack_weights(std::span<hal::Tensor* const> weights) override;
 
  private:

@@ -46,6 +46,12 @@ const MatmulKernelTable& active_matmul_kernels();
 void matmul_quant_avx512(DType wtype, bool packed, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                          const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride);
 
+/// The AVX2 kernels for Q8_0/Q4_0 weights behind kMatmulKernelsAvx2 (matmul_quant_avx2.cpp), same
+/// contract and, under the arithmetic of matmul_quant_avx512.h, the same bits as
+/// matmul_quant_avx512; call only when matmul_kernels_avx2() is not null.
+void matmul_quant_avx2(DType wtype, bool packed, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                       const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride);
+
 /// A 64-byte aligned per-thread scratch area of at least `bytes` bytes, valid until the next call
 /// on the same thread. Lives in generic code so SIMD files instantiate no shared library templates.
 void* matmul_scratch(size_t bytes);

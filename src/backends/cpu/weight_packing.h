@@ -1,6 +1,7 @@
 // The CPU backend's packed layout of Q4_0 and Q8_0 weight rows: the same bytes as the GGUF blocks,
-// regrouped so that the AVX-512 kernels load each operand with one plain vector load instead of
-// transposing blocks in registers for every product (which cost as much as the dot products).
+// regrouped so that the AVX-512 and AVX2 kernels load each operand with one plain vector load
+// instead of transposing blocks in registers for every product (which cost as much as the dot
+// products). AVX2 reads each 64-byte register as two halves: positions 0-7 and 8-15.
 //
 // A row of k elements (k a multiple of 512) is nb = k / 32 blocks in groups of 16 blocks, and
 // each group keeps its size and place in the row (288 bytes for Q4_0, 544 for Q8_0):
@@ -20,7 +21,7 @@
 namespace mixserve::cpu {
 
 /// Block of a group whose data sits at position p of a packed Q4_0 group (and whose partial sum
-/// the AVX-512 kernels keep in lane p).
+/// the SIMD kernels keep in lane p).
 alignas(64) inline constexpr int32_t kPackedOrderQ4[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
 /// The same for Q8_0.
 alignas(64) inline constexpr int32_t kPackedOrderQ8[16] = {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15};

@@ -1,0 +1,320 @@
+// AVX2 kernels for Q4_0 and Q8_0 weights, in the GGUF layout or packed (weight_packing.h), under
+// the arithmetic contract of matmul_quant_avx512.h: every output keeps 16 partial sums, partial l
+// summing the blocks b with b % 16 == order[l] (order = kPackedOrderQ4 / kPackedOrderQ8) in
+// increasing order, P_l = fma(float(isum_b), dw_b * dx_b, P_l), and y is hsum's fixed tree over the
+// 16 partials. isum_b is the exact integer dot product. So results never depend on n_tok, r0, r1 or
+// the layout, and they are the bits the AVX-512 kernels give.
+//
+// Here the 16 partials are two 8-lane vectors, one per half of a group (positions 0-7 and 8-15).
+// For one half, operand register j holds in dword i the bytes 4j..4j+3 of the weight block at
+// position i (packed: half of register j; GGUF layout: an 8x4 dword transposition of the blocks),
+// and the activations are arranged likewise per token once per call, so a product is 8 maddubs
+// whose 16-bit lanes never overflow (Q4_0: |nibble * x| pairs <= 3810, 8 of them <= 30480), one
+// madd, one conversion and one fma for 8 blocks.
+#include <immintrin.h>
+
+#include "backends/cpu/matmul_variants.h"
+#include "backends/cpu/weight_packing.h"
+#include "quant/quant.h"
+
+namespace mixserve::cpu {
+namespace {
+
+using quant::BlockQ8_0;
+constexpr int64_t kQK = quant::kQK;
+constexpr int64_t kGroup = kPackGroupBlocks;
+
+inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/// One token's activations for one group of 16 blocks, in the order of the packed operands.
+struct alignas(64) XGroup {
+  int8_t q[8][64];     ///< q[j] dword p: elements 4j..4j+3 of the block at position p
+  int32_t corr[16];    ///< Q4_0: -8 * the sum of that block's values; Q8_0: 0
+  float d[16];         ///< that block's scale (0 for a block past the end of the row)
+};
+
+/// 32 zero bytes for blocks past the end of a row (read instead of memory that may not exist).
+alignas(64) constexpr uint8_t kZeros[64] = {};
+
+/// u[j] dword i = dword j of the 16 bytes at p[i] (i < 8, j < 4).
+inline void transpose_8x4(const uint8_t* const (&p)[8], __m256i (&u)[4]) {
+  const auto pair = [&](int a) {
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[a]));
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[a + 4])), 1);
+  };
+  const __m256i z0 = pair(0), z1 = pair(1), z2 = pair(2), z3 = pair(3);
+  const __m256i t0 = _mm256_unpacklo_epi32(z0, z1), t1 = _mm256_unpackhi_epi32(z0, z1);
+  const __m256i t2 = _mm256_unpacklo_epi32(z2, z3), t3 = _mm256_unpackhi_epi32(z2, z3);
+  u[0] = _mm256_unpacklo_epi64(t0, t2);
+  u[1] = _mm256_unpackhi_epi64(t0, t2);
+  u[2] = _mm256_unpacklo_epi64(t1, t3);
+  u[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/// Fixed-order horizontal sum of both halves' partials: lanes (i, i+8), (i, i+4), (i, i+2), (0, 1),
+/// hsum of matmul_quant_avx512.h.
+inline float hsum16(__m256 p0, __m256 p1) {
+  const __m256 s8 = _mm256_add_ps(p0, p1);
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+  return _mm_cvtss_f32(s4);
+}
+
+inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+/// Sum of the 32 signed bytes at p.
+inline int32_t sum_bytes(const uint8_t* p) {
+  const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+  return _mm_cvtsi128_si32(s4);
+}
+
+/// Arranges one token's Q8_0 row (nb blocks) into XGroups for weights whose packed order is `order`.
+void arrange_x(const uint8_t* x, int64_t nb, const int32_t* order, int32_t corr, XGroup* out) {
+  const auto* blocks = reinterpret_cast<const BlockQ8_0*>(x);
+  for (int64_t g = 0; g * kGroup < nb; ++g) {
+    XGroup& xg = out[g];
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* p[8];
+      for (int i = 0; i < 8; ++i) {
+        const int64_t b = g * kGroup + order[8 * h + i];
+        p[i] = b < nb ? x + b * static_cast<int64_t>(sizeof(BlockQ8_0)) + 2 : kZeros;
+        const int l = 8 * h + i;
+        xg.corr[l] = b < nb ? -corr * sum_bytes(p[i]) : 0;
+        xg.d[l] = b < nb ? _cvtsh_ss(blocks[b].d) : 0.0f;
+      }
+      __m256i u[4];
+      transpose_8x4(p, u);
+      for (int j = 0; j < 4; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(xg.q[j] + 32 * h), u[j]);
+      const uint8_t* p16[8];
+      for (int i = 0; i < 8; ++i) p16[i] = p[i] + 16;
+      transpose_8x4(p16, u);
+      for (int j = 0; j < 4; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(xg.q[4 + j] + 32 * h), u[j]);
+    }
+  }
+}
+
+/// The weight operands of half h of group g of one row: a[j] pairs with activation register j;
+/// dw holds the 8 blocks' scales. Q4_0: nibbles 0..15; Q8_0: magnitudes, whose signs (sgn) go to
+/// the activations (maddubs multiplies unsigned by signed bytes).
+struct Q4 {
+  static constexpr const int32_t* kOrder = kPackedOrderQ4;
+  static constexpr int32_t kCorr = 8;
+  static constexpr size_t kBlockBytes = sizeof(quant::BlockQ4_0);
+  static constexpr size_t kPackedGroupBytes = kGroup * kBlockBytes;
+  static inline void split(const __m256i (&u)[4], __m256i (&a)[8]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int j = 0; j < 4; ++j) {
+      a[j] = _mm256_and_si256(u[j], low4);
+      a[4 + j] = _mm256_and_si256(_mm256_srli_epi16(u[j], 4), low4);
+    }
+  }
+  static inline void packed(const uint8_t* grp, int h, __m256i (&a)[8], __m256& dw) {
+    __m256i u[4];
+    for (int j = 0; j < 4; ++j) u[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(grp + 32 + 64 * j + 32 * h));
+    split(u, a);
+    dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 16 * h)));
+  }
+  static inline void gguf(const uint8_t* const (&blk)[8], __m256i (&a)[8]) {
+    const uint8_t* p[8];
+    for (int i = 0; i < 8; ++i) p[i] = blk[i] + 2;
+    __m256i u[4];
+    transpose_8x4(p, u);
+    split(u, a);
+  }
+  static inline void magnitudes(__m256i (&)[8], __m256i (&)[8]) {}
+  /// isum of the 8 blocks of this half for one token (without the correction).
+  static inline __m256i dot(const __m256i (&a)[8], const __m256i (&)[8], const int8_t* xq) {
+    __m256i s = _mm256_maddubs_epi16(a[0], _mm256_load_si256(reinterpret_cast<const __m256i*>(xq)));
+    for (int j = 1; j < 8; ++j) {
+      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(a[j], _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * j))));
+    }
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+  }
+};
+
+struct Q8 {
+  static constexpr const int32_t* kOrder = kPackedOrderQ8;
+  static constexpr int32_t kCorr = 0;
+  static constexpr size_t kBlockBytes = sizeof(BlockQ8_0);
+  static constexpr size_t kPackedGroupBytes = kGroup * kBlockBytes;
+  static inline void packed(const uint8_t* grp, int h, __m256i (&a)[8], __m256& dw) {
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+    for (int j = 0; j < 8; ++j) {
+      a[j] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(grp + 32 + 64 * j + 32 * h)), bias);
+    }
+    dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 16 * h)));
+  }
+  /// Splits signed weights into magnitudes (a) and the signs to give the activations (sgn).
+  static inline void magnitudes(__m256i (&a)[8], __m256i (&sgn)[8]) {
+    for (int j = 0; j < 8; ++j) {
+      sgn[j] = a[j];
+      a[j] = _mm256_abs_epi8(a[j]);
+    }
+  }
+  static inline void gguf(const uint8_t* const (&blk)[8], __m256i (&a)[8]) {
+    const uint8_t* p[8];
+    for (int i = 0; i < 8; ++i) p[i] = blk[i] + 2;
+    __m256i u[4];
+    transpose_8x4(p, u);
+    for (int j = 0; j < 4; ++j) a[j] = u[j];
+    for (int i = 0; i < 8; ++i) p[i] += 16;
+    transpose_8x4(p, u);
+    for (int j = 0; j < 4; ++j) a[4 + j] = u[j];
+  }
+  static inline __m256i dot(const __m256i (&a)[8], const __m256i (&sgn)[8], const int8_t* xq) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i s = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * j));
+      const __m256i prod = _mm256_maddubs_epi16(a[j], _mm256_sign_epi8(xv, sgn[j]));
+      s = _mm256_add_epi32(s, _mm256_madd_epi16(prod, ones));
+    }
+    return s;
+  }
+};
+
+/// Operands of half h of group g of a row at `row`, in either layout; blocks past nb read as zero.
+template <class W, bool kPacked>
+inline void operands(const uint8_t* row, int64_t nb, int64_t g, int h, __m256i (&a)[8], __m256i (&sgn)[8],
+                     __m256& dw) {
+  if (kPacked) {
+    W::packed(row + g * W::kPackedGroupBytes, h, a, dw);
+    W::magnitudes(a, sgn);
+    return;
+  }
+  const uint8_t* blk[8];
+  alignas(16) uint16_t scales[8];
+  for (int i = 0; i < 8; ++i) {
+    const int64_t b = g * kGroup + W::kOrder[8 * h + i];
+    blk[i] = b < nb ? row + b * W::kBlockBytes : kZeros;
+    scales[i] = load_u16(blk[i]);
+  }
+  W::gguf(blk, a);
+  W::magnitudes(a, sgn);
+  dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(scales)));
+}
+
+/// acc = fma(float(isum + corr), dw * dx, acc) for half h of one token's group.
+template <class W>
+inline __m256 step(const __m256i (&a)[8], const __m256i (&sgn)[8], __m256 dw, const XGroup& xg, int h, __m256 acc) {
+  __m256i isum = W::dot(a, sgn, xg.q[0] + 32 * h);
+  if (W::kCorr != 0) isum = _mm256_add_epi32(isum, _mm256_load_si256(reinterpret_cast<const __m256i*>(xg.corr + 8 * h)));
+  const __m256 scale = _mm256_mul_ps(dw, _mm256_load_ps(xg.d + 8 * h));
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
+}
+
+/// How far ahead of the product a one-token pass prefetches its rows. Measured on a Zen 3 core
+/// (bench_matmul BM_Matvec, mixserve bench): without it Q4_0 decode ran at 63% of the bandwidth
+/// roofline, with it 65-78%; 512 and 2048 bytes did worse, and so did one line per group.
+constexpr int64_t kPrefetchAhead = 1024;
+
+/// One token: y[r] for r in [r0, r1).
+template <class W, bool kPacked>
+void rows_one_token(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r1, const XGroup* xg, float* y) {
+  constexpr size_t kGroupBytes = W::kPackedGroupBytes;
+  const int64_t ng = (nb + kGroup - 1) / kGroup;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + r * wrb;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t g = 0; g < ng; ++g) {
+      // Every line of the group kPrefetchAhead bytes further (in either layout a group is 16 whole
+      // blocks in a row); the hardware prefetchers alone leave a single core far below its share.
+      const uint8_t* ahead = row + g * kGroupBytes + kPrefetchAhead;
+      for (size_t i = 0; i < kGroupBytes; i += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + i), _MM_HINT_T0);
+      for (int h = 0; h < 2; ++h) {
+        __m256i a[8], sgn[8];
+        __m256 dw;
+        operands<W, kPacked>(row, nb, g, h, a, sgn, dw);
+        acc[h] = step<W>(a, sgn, dw, xg[g], h, acc[h]);
+      }
+    }
+    y[r] = hsum16(acc[0], acc[1]);
+  }
+}
+
+/// n_tok tokens over rows [r0, r1) in blocks of kRowBlock rows: each row's operands are prepared
+/// once per half-group and block of kTokenBlock tokens (whose activations stay in L1 across the
+/// block's rows), and the partials wait in `acc`.
+constexpr int64_t kRowBlock = 4;
+constexpr int64_t kTokenBlock = 8;
+
+template <class W, bool kPacked>
+void rows_tokens(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r1, const XGroup* xg, int64_t n_tok,
+                 __m256* acc, float* y, int64_t ys) {
+  const int64_t ng = (nb + kGroup - 1) / kGroup;
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t nr = min_i64(kRowBlock, r1 - rb);
+    for (int64_t i = 0; i < nr * (n_tok * 2 + 6); ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < ng; ++g) {
+      for (int64_t t0 = 0; t0 < n_tok; t0 += kTokenBlock) {
+        const int64_t t1 = min_i64(n_tok, t0 + kTokenBlock);
+        for (int64_t rr = 0; rr < nr; ++rr) {
+          for (int h = 0; h < 2; ++h) {
+            __m256i a[8], sgn[8];
+            __m256 dw;
+            operands<W, kPacked>(w + (rb + rr) * wrb, nb, g, h, a, sgn, dw);
+            __m256* racc = acc + rr * (n_tok * 2 + 6) + h;
+            for (int64_t t = t0; t < t1; ++t) racc[2 * t] = step<W>(a, sgn, dw, xg[t * ng + g], h, racc[2 * t]);
+          }
+        }
+      }
+    }
+    for (int64_t rr = 0; rr < nr; ++rr) {
+      for (int64_t t = 0; t < n_tok; ++t) {
+        y[t * ys + rb + rr] = hsum16(acc[rr * (n_tok * 2 + 6) + 2 * t], acc[rr * (n_tok * 2 + 6) + 2 * t + 1]);
+      }
+    }
+  }
+}
+
+// Tokens go in panels whose arranged activations stay in L2 while the rows pass over them.
+constexpr int64_t kPanelBytes = 256 * 1024;
+constexpr int64_t kMaxPanel = 32;
+
+template <class W, bool kPacked>
+void matmul(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x, size_t xrb,
+            int64_t n_tok, float* y, int64_t ys) {
+  const int64_t nb = k / kQK;
+  const int64_t ng = (nb + kGroup - 1) / kGroup;
+  const auto token_bytes = static_cast<int64_t>(ng * sizeof(XGroup));
+  const int64_t panel = min_i64(n_tok, max_i64(1, min_i64(kMaxPanel, kPanelBytes / token_bytes)));
+  const int64_t acc_bytes = kRowBlock * (panel * 2 + 6) * static_cast<int64_t>(sizeof(__m256));
+  auto* scratch = static_cast<uint8_t*>(matmul_scratch(static_cast<size_t>(panel * token_bytes + acc_bytes)));
+  auto* xg = reinterpret_cast<XGroup*>(scratch);
+  auto* acc = reinterpret_cast<__m256*>(scratch + panel * token_bytes);
+  for (int64_t t0 = 0; t0 < n_tok; t0 += panel) {
+    const int64_t tp = min_i64(panel, n_tok - t0);
+    for (int64_t t = 0; t < tp; ++t) arrange_x(x + (t0 + t) * xrb, nb, W::kOrder, W::kCorr, xg + t * ng);
+    if (tp == 1) {
+      rows_one_token<W, kPacked>(w, wrb, nb, r0, r1, xg, y + t0 * ys);
+    } else {
+      rows_tokens<W, kPacked>(w, wrb, nb, r0, r1, xg, tp, acc, y + t0 * ys, ys);
+    }
+  }
+}
+
+}  // namespace
+
+void matmul_quant_avx2(DType wtype, bool packed, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
+                       const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* xb = static_cast<const uint8_t*>(x);
+  if (wtype == DType::kQ4_0) {
+    return packed ? matmul<Q4, true>(k, wb, w_row_bytes, r0, r1, xb, x_row_bytes, n_tok, y, y_stride)
+                  : matmul<Q4, false>(k, wb, w_row_bytes, r0, r1, xb, x_row_bytes, n_tok, y, y_stride);
+  }
+  return packed ? matmul<Q8, true>(k, wb, w_row_bytes, r0, r1, xb, x_row_bytes, n_tok, y, y_stride)
+                : matmul<Q8, false>(k, wb, w_row_bytes, r0, r1, xb, x_row_bytes, n_tok, y, y_stride);
+}
+
+}  // namespace mixserve::cpu
