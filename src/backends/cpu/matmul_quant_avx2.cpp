@@ -193,15 +193,23 @@ inline void operands(const uint8_t* row, int64_t nb, int64_t g, int h, __m256i (
     return;
   }
   const uint8_t* blk[8];
-  alignas(16) uint16_t scales[8];
-  for (int i = 0; i < 8; ++i) {
-    const int64_t b = g * kGroup + W::kOrder[8 * h + i];
-    blk[i] = b < nb ? row + b * W::kBlockBytes : kZeros;
-    scales[i] = load_u16(blk[i]);
+  if ((g + 1) * kGroup <= nb) {
+    const uint8_t* grp = row + g * kGroup * static_cast<int64_t>(W::kBlockBytes);
+    for (int i = 0; i < 8; ++i) blk[i] = grp + W::kOrder[8 * h + i] * W::kBlockBytes;
+  } else {
+    for (int i = 0; i < 8; ++i) {
+      const int64_t b = g * kGroup + W::kOrder[8 * h + i];
+      blk[i] = b < nb ? row + b * W::kBlockBytes : kZeros;
+    }
   }
   W::gguf(blk, a);
   W::magnitudes(a, sgn);
-  dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(scales)));
+  const __m128i scales = _mm_setr_epi16(
+      static_cast<int16_t>(load_u16(blk[0])), static_cast<int16_t>(load_u16(blk[1])),
+      static_cast<int16_t>(load_u16(blk[2])), static_cast<int16_t>(load_u16(blk[3])),
+      static_cast<int16_t>(load_u16(blk[4])), static_cast<int16_t>(load_u16(blk[5])),
+      static_cast<int16_t>(load_u16(blk[6])), static_cast<int16_t>(load_u16(blk[7])));
+  dw = _mm256_cvtph_ps(scales);
 }
 
 /// acc = fma(float(isum + corr), dw * dx, acc) for half h of one token's group.
