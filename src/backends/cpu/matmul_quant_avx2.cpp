@@ -24,24 +24,29 @@ using quant::BlockQ8_0;
 constexpr int64_t kQK = quant::kQK;
 constexpr int64_t kGroup = kPackGroupBlocks;
 
-inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
-inline int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t min_i64(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
+inline int64_t max_i64(int64_t a, int64_t b) {
+  return a > b ? a : b;
+}
 
 /// One token's activations for one group of 16 blocks, in the order of the packed operands.
 struct alignas(64) XGroup {
-  int8_t q[8][64];     ///< q[j] dword p: elements 4j..4j+3 of the block at position p
-  int32_t corr[16];    ///< Q4_0: -8 * the sum of that block's values; Q8_0: 0
-  float d[16];         ///< that block's scale (0 for a block past the end of the row)
+  int8_t q[8][64];   ///< q[j] dword p: elements 4j..4j+3 of the block at position p
+  int32_t corr[16];  ///< Q4_0: -8 * the sum of that block's values; Q8_0: 0
+  float d[16];       ///< that block's scale (0 for a block past the end of the row)
 };
 
-/// 32 zero bytes for blocks past the end of a row (read instead of memory that may not exist).
+/// Zero bytes for blocks past the end of a row (read instead of memory that may not exist).
 alignas(64) constexpr uint8_t kZeros[64] = {};
 
 /// u[j] dword i = dword j of the 16 bytes at p[i] (i < 8, j < 4).
 inline void transpose_8x4(const uint8_t* const (&p)[8], __m256i (&u)[4]) {
   const auto pair = [&](int a) {
     const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[a]));
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[a + 4])), 1);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo),
+                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[a + 4])), 1);
   };
   const __m256i z0 = pair(0), z1 = pair(1), z2 = pair(2), z3 = pair(3);
   const __m256i t0 = _mm256_unpacklo_epi32(z0, z1), t1 = _mm256_unpackhi_epi32(z0, z1);
@@ -136,7 +141,8 @@ struct Q4 {
   static inline __m256i dot(const __m256i (&a)[8], const __m256i (&)[8], const int8_t* xq) {
     __m256i s = _mm256_maddubs_epi16(a[0], _mm256_load_si256(reinterpret_cast<const __m256i*>(xq)));
     for (int j = 1; j < 8; ++j) {
-      s = _mm256_add_epi16(s, _mm256_maddubs_epi16(a[j], _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * j))));
+      s = _mm256_add_epi16(
+          s, _mm256_maddubs_epi16(a[j], _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * j))));
     }
     return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
   }
@@ -185,8 +191,7 @@ struct Q8 {
 
 /// Operands of half h of group g of a row at `row`, in either layout; blocks past nb read as zero.
 template <class W, bool kPacked>
-inline void operands(const uint8_t* row, int64_t nb, int64_t g, int h, __m256i (&a)[8], __m256i (&sgn)[8],
-                     __m256& dw) {
+inline void operands(const uint8_t* row, int64_t nb, int64_t g, int h, __m256i (&a)[8], __m256i (&sgn)[8], __m256& dw) {
   if (kPacked) {
     W::packed(row + g * W::kPackedGroupBytes, h, a, dw);
     W::magnitudes(a, sgn);
@@ -204,11 +209,10 @@ inline void operands(const uint8_t* row, int64_t nb, int64_t g, int h, __m256i (
   }
   W::gguf(blk, a);
   W::magnitudes(a, sgn);
-  const __m128i scales = _mm_setr_epi16(
-      static_cast<int16_t>(load_u16(blk[0])), static_cast<int16_t>(load_u16(blk[1])),
-      static_cast<int16_t>(load_u16(blk[2])), static_cast<int16_t>(load_u16(blk[3])),
-      static_cast<int16_t>(load_u16(blk[4])), static_cast<int16_t>(load_u16(blk[5])),
-      static_cast<int16_t>(load_u16(blk[6])), static_cast<int16_t>(load_u16(blk[7])));
+  const __m128i scales = _mm_setr_epi16(static_cast<int16_t>(load_u16(blk[0])), static_cast<int16_t>(load_u16(blk[1])),
+                                        static_cast<int16_t>(load_u16(blk[2])), static_cast<int16_t>(load_u16(blk[3])),
+                                        static_cast<int16_t>(load_u16(blk[4])), static_cast<int16_t>(load_u16(blk[5])),
+                                        static_cast<int16_t>(load_u16(blk[6])), static_cast<int16_t>(load_u16(blk[7])));
   dw = _mm256_cvtph_ps(scales);
 }
 
@@ -216,7 +220,8 @@ inline void operands(const uint8_t* row, int64_t nb, int64_t g, int h, __m256i (
 template <class W>
 inline __m256 step(const __m256i (&a)[8], const __m256i (&sgn)[8], __m256 dw, const XGroup& xg, int h, __m256 acc) {
   __m256i isum = W::dot(a, sgn, xg.q[0] + 32 * h);
-  if (W::kCorr != 0) isum = _mm256_add_epi32(isum, _mm256_load_si256(reinterpret_cast<const __m256i*>(xg.corr + 8 * h)));
+  if (W::kCorr != 0)
+    isum = _mm256_add_epi32(isum, _mm256_load_si256(reinterpret_cast<const __m256i*>(xg.corr + 8 * h)));
   const __m256 scale = _mm256_mul_ps(dw, _mm256_load_ps(xg.d + 8 * h));
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
 }
