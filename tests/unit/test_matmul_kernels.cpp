@@ -273,6 +273,50 @@ TEST(MatmulKernels, VariantsAgreeWithEachOther) {
   }
 }
 
+// Weights and activations at the ends of their ranges, where the SIMD kernels' 16-bit partial sums
+// come closest to overflowing (Q4_0: 8 products of nibble 15 and |x| 127 per lane pair; Q8_0: -128
+// times 127): every variant must still give the exact sum.
+TEST(MatmulKernels, QuantisedProductsAreExactAtTheIntegerExtremes) {
+  const uint8_t q4_bytes[3] = {0xFF, 0x00, 0xF0};                          // nibbles 15/15, 0/0, 0/15
+  const uint8_t q8_bytes[3][2] = {{127, 127}, {0x80, 0x80}, {127, 0x80}};  // 127, -128, alternating
+  for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
+    const size_t block = type == DType::kQ4_0 ? 18 : 34;
+    for (int64_t k : {512, 2048 + 96}) {
+      for (int64_t n_tok : {1, 3}) {
+        Problem p{type, k, 3, n_tok, *dtype_row_bytes(type, k), *dtype_row_bytes(activation_type(type), k), {}, {}};
+        p.w.resize(p.w_row * 3);
+        for (size_t r = 0; r < 3; ++r) {
+          for (size_t b = 0; b < static_cast<size_t>(k / 32); ++b) {
+            uint8_t* blk = p.w.data() + r * p.w_row + b * block;
+            blk[0] = 0x00;  // fp16 1.0
+            blk[1] = 0x3C;
+            for (size_t i = 2; i < block; ++i) blk[i] = type == DType::kQ4_0 ? q4_bytes[r] : q8_bytes[r][i % 2];
+          }
+        }
+        // Token 0: all +1 (quantised to 127), token 1: all -1, token 2: alternating signs.
+        p.xf.resize(static_cast<size_t>(k * n_tok));
+        for (int64_t t = 0; t < n_tok; ++t) {
+          for (int64_t j = 0; j < k; ++j) {
+            p.xf[static_cast<size_t>(t * k + j)] = t == 0 ? 1.0f : t == 1 ? -1.0f : (j % 2 ? 1.0f : -1.0f);
+          }
+        }
+        for (const MatmulKernelTable* v : usable_matmul_kernels()) {
+          const auto x = convert(*v, p);
+          const auto y = run(*v, p, x);
+          for (int64_t t = 0; t < n_tok; ++t) {
+            for (int64_t r = 0; r < 3; ++r) {
+              const Expected e = expected(p, x, r, t);
+              EXPECT_LE(std::fabs(y[static_cast<size_t>(t * 3 + r)] - e.value), e.acc_bound)
+                  << describe(*v, p) << " r=" << r << " t=" << t << " got " << y[static_cast<size_t>(t * 3 + r)]
+                  << " want " << e.value;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 // The AVX2 and AVX-512 kernels for Q4_0/Q8_0 follow one arithmetic (matmul_quant_avx512.h), so a
 // machine's results do not depend on which of them it runs. Needs a CPU with both.
 TEST(MatmulKernels, SimdVariantsGiveIdenticalQuantisedProducts) {
