@@ -83,31 +83,6 @@ inline int32_t sum_bytes(const uint8_t* p) {
   return _mm_cvtsi128_si32(s4);
 }
 
-/// Arranges one token's Q8_0 row (nb blocks) into XGroups for weights whose packed order is `order`.
-void arrange_x(const uint8_t* x, int64_t nb, const int32_t* order, int32_t corr, XGroup* out) {
-  const auto* blocks = reinterpret_cast<const BlockQ8_0*>(x);
-  for (int64_t g = 0; g * kGroup < nb; ++g) {
-    XGroup& xg = out[g];
-    for (int h = 0; h < 2; ++h) {
-      const uint8_t* p[8];
-      for (int i = 0; i < 8; ++i) {
-        const int64_t b = g * kGroup + order[8 * h + i];
-        p[i] = b < nb ? x + b * static_cast<int64_t>(sizeof(BlockQ8_0)) + 2 : kZeros;
-        const int l = 8 * h + i;
-        xg.corr[l] = b < nb ? -corr * sum_bytes(p[i]) : 0;
-        xg.d[l] = b < nb ? _cvtsh_ss(blocks[b].d) : 0.0f;
-      }
-      __m256i u[4];
-      transpose_8x4(p, u);
-      for (int j = 0; j < 4; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(xg.q[j] + 32 * h), u[j]);
-      const uint8_t* p16[8];
-      for (int i = 0; i < 8; ++i) p16[i] = p[i] + 16;
-      transpose_8x4(p16, u);
-      for (int j = 0; j < 4; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(xg.q[4 + j] + 32 * h), u[j]);
-    }
-  }
-}
-
 /// The weight operands of half h of group g of one row: a[j] pairs with activation register j;
 /// dw holds the 8 blocks' scales. Q4_0: nibbles 0..15; Q8_0: magnitudes, whose signs (sgn) go to
 /// the activations (maddubs multiplies unsigned by signed bytes).
@@ -188,6 +163,27 @@ struct Q8 {
     return s;
   }
 };
+
+/// Arranges one token's Q8_0 row (nb blocks) into XGroups for weights whose packed order is `order`
+/// (the activation blocks transpose exactly as Q8_0 weight blocks do).
+void arrange_x(const uint8_t* x, int64_t nb, const int32_t* order, int32_t corr, XGroup* out) {
+  for (int64_t g = 0; g * kGroup < nb; ++g) {
+    XGroup& xg = out[g];
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* blk[8];
+      for (int i = 0; i < 8; ++i) {
+        const int64_t b = g * kGroup + order[8 * h + i];
+        const int l = 8 * h + i;
+        blk[i] = b < nb ? x + b * static_cast<int64_t>(sizeof(BlockQ8_0)) : kZeros;
+        xg.corr[l] = b < nb && corr != 0 ? -corr * sum_bytes(blk[i] + 2) : 0;
+        xg.d[l] = b < nb ? _cvtsh_ss(load_u16(blk[i])) : 0.0f;
+      }
+      __m256i u[8];
+      Q8::gguf(blk, u);
+      for (int j = 0; j < 8; ++j) _mm256_store_si256(reinterpret_cast<__m256i*>(xg.q[j] + 32 * h), u[j]);
+    }
+  }
+}
 
 /// Operands of half h of group g of a row at `row`, in either layout; blocks past nb read as zero.
 template <class W, bool kPacked>
@@ -288,7 +284,7 @@ void rows_tokens(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r
   const int64_t ng = (nb + kGroup - 1) / kGroup;
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
     const int64_t nr = min_i64(kRowBlock, r1 - rb);
-    for (int64_t i = 0; i < nr * (n_tok * 2 + 6); ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nr * 2 * n_tok; ++i) acc[i] = _mm256_setzero_ps();
     for (int64_t g = 0; g < ng; ++g) {
       for (int64_t t0 = 0; t0 < n_tok; t0 += kTokenBlock) {
         const int64_t t1 = min_i64(n_tok, t0 + kTokenBlock);
@@ -297,7 +293,7 @@ void rows_tokens(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r
             __m256i a[8], sgn[8];
             __m256 dw;
             operands<W, kPacked>(w + (rb + rr) * wrb, nb, g, h, a, sgn, dw);
-            __m256* racc = acc + rr * (n_tok * 2 + 6) + h;
+            __m256* racc = acc + rr * 2 * n_tok + h;
             for (int64_t t = t0; t < t1; ++t) racc[2 * t] = step<W>(a, sgn, dw, xg[t * ng + g], h, racc[2 * t]);
           }
         }
@@ -305,7 +301,8 @@ void rows_tokens(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r
     }
     for (int64_t rr = 0; rr < nr; ++rr) {
       for (int64_t t = 0; t < n_tok; ++t) {
-        y[t * ys + rb + rr] = hsum16(acc[rr * (n_tok * 2 + 6) + 2 * t], acc[rr * (n_tok * 2 + 6) + 2 * t + 1]);
+        const __m256* p = acc + (rr * n_tok + t) * 2;
+        y[t * ys + rb + rr] = hsum16(p[0], p[1]);
       }
     }
   }
@@ -322,7 +319,7 @@ void matmul(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, con
   const int64_t ng = (nb + kGroup - 1) / kGroup;
   const auto token_bytes = static_cast<int64_t>(ng * sizeof(XGroup));
   const int64_t panel = min_i64(n_tok, max_i64(1, min_i64(kMaxPanel, kPanelBytes / token_bytes)));
-  const int64_t acc_bytes = kRowBlock * (panel * 2 + 6) * static_cast<int64_t>(sizeof(__m256));
+  const int64_t acc_bytes = kRowBlock * panel * 2 * static_cast<int64_t>(sizeof(__m256));
   auto* scratch = static_cast<uint8_t*>(matmul_scratch(static_cast<size_t>(panel * token_bytes + acc_bytes)));
   auto* xg = reinterpret_cast<XGroup*>(scratch);
   auto* acc = reinterpret_cast<__m256*>(scratch + panel * token_bytes);
