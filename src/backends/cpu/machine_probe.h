@@ -19,7 +19,7 @@ double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repetitions);
 double measure_peak_flops_f32(ThreadPool& pool);
 
 /// Peak int8 throughput of all pool threads in op/s (each u8 x s8 multiply-add counts 2), ~0.2 s,
-/// with AVX-512 VNNI dpbusd, else maddubs+madd (AVX-512BW or AVX2), else scalar code.
+/// with AVX-512 VNNI dpbusd, else AVX2 maddubs into 16-bit sums, else scalar code.
 double measure_peak_ops_int8(ThreadPool& pool);
 
 /// The instructions measure_peak_flops_f32 uses here, e.g. "avx512 fma".
