@@ -289,13 +289,12 @@ struct alignas(32) RowOperands {
 /// R rows x T tokens of one half-group, kept in R*T registers: each operand register loaded serves
 /// T (weights) or R (activations) products. ops: the R rows' operands; xg: the first token's group
 /// (token t at xg[t * ng]); acc: partials, row r token t at acc[(r * n_tok + t) * 2 + h], which the
-/// first group (first) starts from zero instead of reading. Not inlined: inside the loops below GCC
-/// ran out of registers and spilled the sums (Zen 3, 16 tokens: 12.3 against 11.2 cycles per token
-/// and 8 blocks). The tile itself takes about 7 cycles per token and 8 blocks (8 vpmaddubsw, 7
-/// vpaddw): this core issues such pairs at 0.9 cycles, though either alone goes faster.
+/// first group (first) starts from zero instead of reading. Alone, a tile takes about 7 cycles per
+/// token and 8 blocks on a Zen 3 core (8 vpmaddubsw, 7 vpaddw: this core issues such pairs at 0.9
+/// cycles, though either alone goes faster).
 template <class W, int R, int T>
-__attribute__((noinline)) void tile(const RowOperands* ops, const XGroup* xg, int64_t ng, int h, __m256* acc,
-                                    int64_t n_tok, bool first) {
+__attribute__((always_inline)) inline void tile(const RowOperands* ops, const XGroup* xg, int64_t ng, int h,
+                                                __m256* acc, int64_t n_tok, bool first) {
   __m256i s[R][T];
 #pragma GCC unroll 8
   for (int j = 0; j < 8; ++j) {
@@ -335,9 +334,13 @@ __attribute__((noinline)) void tile(const RowOperands* ops, const XGroup* xg, in
 
 constexpr int kTileTokens = 4;
 
-/// All n_tok tokens of R rows in tiles of kTileTokens tokens.
+/// All n_tok tokens of R rows in tiles of kTileTokens tokens. A function of its own, so that GCC
+/// allocates the tiles' registers apart from the loops around it: inlined there, it spilled the sums
+/// (Zen 3, 16 tokens, cycles per token and 8 blocks: tiles inlined 12.3, each tile a call 11.2–11.7,
+/// this 9.6–9.9).
 template <class W, int R>
-inline void tiles(const RowOperands* ops, const XGroup* xg, int64_t ng, int h, __m256* acc, int64_t n_tok, bool first) {
+__attribute__((noinline)) void tiles(const RowOperands* ops, const XGroup* xg, int64_t ng, int h, __m256* acc,
+                                     int64_t n_tok, bool first) {
   int64_t t = 0;
   for (; t + kTileTokens <= n_tok; t += kTileTokens) {
     tile<W, R, kTileTokens>(ops, xg + t * ng, ng, h, acc + t * 2, n_tok, first);
@@ -375,9 +378,10 @@ inline __m256 hsum16_rows(const __m256* const (&p)[8]) {
 /// once per half-group (the next group's weights prefetched meanwhile), then every token passes
 /// over them in tiles of 2 rows; the partials wait in `acc`, and 8 rows are summed at a time.
 /// Against one row at a time with every token's activations reloaded per row (Zen 3, one thread,
-/// weights in L2, best of interleaved runs): Q4_0 16 tokens 12.8 -> 11.3 cycles per token and 8
-/// blocks, Q8_0 19.8 -> 16.8.
-constexpr int64_t kRowBlock = 8;  // hsum16_rows sums 8 rows
+/// weights in L2, best of interleaved runs), cycles per token and 8 blocks for 16 tokens: Q4_0
+/// 12.8 -> 9.6-9.9, Q8_0 19.8 -> 15.3-15.8. Blocks of 16 rows, tiles of 6 tokens and panels of 16
+/// tokens did no better.
+constexpr int64_t kRowBlock = 8;
 
 template <class W, bool kPacked>
 void rows_tokens(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r1, const XGroup* xg, int64_t n_tok,
@@ -407,13 +411,13 @@ void rows_tokens(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r
     }
     for (int64_t t = 0; t < n_tok; ++t) {
       const auto partials = [&](int64_t rr) { return acc + (rr * n_tok + t) * 2; };
-      if (nr == kRowBlock) {
-        const __m256* const p[8] = {partials(0), partials(1), partials(2), partials(3),
-                                    partials(4), partials(5), partials(6), partials(7)};
-        _mm256_storeu_ps(y + t * ys + rb, hsum16_rows(p));
-      } else {
-        for (int64_t rr = 0; rr < nr; ++rr) y[t * ys + rb + rr] = hsum16(partials(rr)[0], partials(rr)[1]);
+      int64_t rr = 0;
+      for (; rr + 8 <= nr; rr += 8) {
+        const __m256* const p[8] = {partials(rr),     partials(rr + 1), partials(rr + 2), partials(rr + 3),
+                                    partials(rr + 4), partials(rr + 5), partials(rr + 6), partials(rr + 7)};
+        _mm256_storeu_ps(y + t * ys + rb + rr, hsum16_rows(p));
       }
+      for (; rr < nr; ++rr) y[t * ys + rb + rr] = hsum16(partials(rr)[0], partials(rr)[1]);
     }
   }
 }
