@@ -397,8 +397,8 @@ void rows_tokens(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r
       const int64_t pf_group = g + 1 < ng ? g + 1 : 0;
       for (int64_t rr = 0; rr < kRowBlock && pf_row + rr < r1; ++rr) {
         const uint8_t* next = w + (pf_row + rr) * wrb + pf_group * kGroupBytes;
-        for (int64_t i = 0; i < kGroupBytes; i += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(next + i), _MM_HINT_T0);
+        for (int64_t i = 0; i < kGroupBytes + 63; i += 64)  // the last line too, however the group is aligned
+          _mm_prefetch(reinterpret_cast<const char*>(next + min_i64(i, kGroupBytes - 1)), _MM_HINT_T0);
       }
       for (int h = 0; h < 2; ++h) {
         for (int64_t rr = 0; rr < nr; ++rr) {
