@@ -55,8 +55,8 @@ double fma_avx2(int64_t iters) {
 
 // maddubs (u8 x s8 pairs -> s16) added into 16-bit sums: 32 multiply-adds per ymm, the inner
 // step of the Q4_0 kernels, which sum 8 such products before widening them. It is the fastest
-// int8 sequence AVX2 has: on a Zen 3 core it runs at 0.9 cycles per pair, while maddubs + madd
-// + add (the widening every product) needs 1.1 cycles. 12 chains: the adds are the only
+// int8 sequence AVX2 has: on a Zen 3 core it runs at 0.6-0.7 cycles per pair, while maddubs +
+// madd + add (widening every product) needs 1.05 (bench_isa). 12 chains: the adds are the only
 // loop-carried dependency.
 constexpr int kInt8Chains = 12;
 

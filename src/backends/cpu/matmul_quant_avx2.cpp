@@ -290,8 +290,8 @@ struct alignas(32) RowOperands {
 /// T (weights) or R (activations) products. ops: the R rows' operands; xg: the first token's group
 /// (token t at xg[t * ng]); acc: partials, row r token t at acc[(r * n_tok + t) * 2 + h], which the
 /// first group (first) starts from zero instead of reading. Alone, a tile takes about 7 cycles per
-/// token and 8 blocks on a Zen 3 core (8 vpmaddubsw, 7 vpaddw: this core issues such pairs at 0.9
-/// cycles, though either alone goes faster).
+/// token and 8 blocks on a Zen 3 core, where its 9 multiplies (8 vpmaddubsw, 1 vpmaddwd) need 4.5
+/// at two per cycle (bench_isa).
 template <class W, int R, int T>
 __attribute__((always_inline)) inline void tile(const RowOperands* ops, const XGroup* xg, int64_t ng, int h,
                                                 __m256* acc, int64_t n_tok, bool first) {
