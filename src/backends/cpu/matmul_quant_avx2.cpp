@@ -219,14 +219,19 @@ inline __m256i dot(const __m256i (&a)[8], const __m256i (&sgn)[8], const int8_t*
   return W::finish(s);
 }
 
-/// acc = fma(float(isum + corr), dw * dx, acc) for half h of one token's group.
+/// acc = fma(float(isum + corr), dw * dx, acc) for half h of one token's group (the contract's one
+/// fma per block, 8 blocks at a time).
 template <class W>
-inline __m256 step(const __m256i (&a)[8], const __m256i (&sgn)[8], __m256 dw, const XGroup& xg, int h, __m256 acc) {
-  __m256i isum = dot<W>(a, sgn, xg.q[0] + 32 * h);
+inline __m256 accumulate(__m256i isum, __m256 dw, const XGroup& xg, int h, __m256 acc) {
   if (W::kCorr != 0)
     isum = _mm256_add_epi32(isum, _mm256_load_si256(reinterpret_cast<const __m256i*>(xg.corr + 8 * h)));
   const __m256 scale = _mm256_mul_ps(dw, _mm256_load_ps(xg.d + 8 * h));
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
+}
+
+template <class W>
+inline __m256 step(const __m256i (&a)[8], const __m256i (&sgn)[8], __m256 dw, const XGroup& xg, int h, __m256 acc) {
+  return accumulate<W>(dot<W>(a, sgn, xg.q[0] + 32 * h), dw, xg, h, acc);
 }
 
 /// How far ahead of the product a one-token pass prefetches its rows, every line, as non-temporal
@@ -321,13 +326,8 @@ __attribute__((always_inline)) inline void tile(const RowOperands* ops, const XG
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
-      const XGroup& x = xg[t * ng];
-      __m256i isum = W::finish(s[r][t]);
-      if (W::kCorr != 0)
-        isum = _mm256_add_epi32(isum, _mm256_load_si256(reinterpret_cast<const __m256i*>(x.corr + 8 * h)));
       __m256* p = acc + (r * n_tok + t) * 2 + h;
-      *p = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(ops[r].dw, _mm256_load_ps(x.d + 8 * h)),
-                           first ? _mm256_setzero_ps() : *p);
+      *p = accumulate<W>(W::finish(s[r][t]), ops[r].dw, xg[t * ng], h, first ? _mm256_setzero_ps() : *p);
     }
   }
 }
