@@ -122,6 +122,36 @@ void bench_attention_head(benchmark::State& state, const VectorKernelTable* t) {
   set_bytes(state, 2 * n_kv * kHeadDim * 4);  // every key and value row once
 }
 
+// The 8 query heads of one KV head (TinyLlama, Llama 3 8B) over n_kv rows of a cache holding 4 KV
+// heads per position; range(1) = 1 computes them together (attention_heads), 0 one at a time.
+void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t) {
+  constexpr int64_t kGroupHeads = 8;
+  constexpr int64_t kStride = 4 * kHeadDim;
+  const int64_t n_kv = state.range(0);
+  const bool grouped = state.range(1) != 0;
+  const auto q = random_vec(kGroupHeads * kHeadDim, -1.0f, 1.0f, 9);
+  const auto k = random_vec(n_kv * kStride, -1.0f, 1.0f, 10);
+  const auto v = random_vec(n_kv * kStride, -1.0f, 1.0f, 11);
+  std::vector<float> out(kGroupHeads * kHeadDim), scratch(static_cast<size_t>(kGroupHeads * n_kv));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
+  const float* kp = k.data();
+  const float* vp = v.data();
+  for (auto _ : state) {
+    if (grouped) {
+      t->attention_heads(q.data(), kHeadDim, kGroupHeads, &kp, &vp, n_kv, kStride, kHeadDim, n_kv, scale, out.data(),
+                         kHeadDim, scratch.data());
+    } else {
+      for (int64_t i = 0; i < kGroupHeads; ++i) {
+        t->attention_head(q.data() + i * kHeadDim, &kp, &vp, n_kv, kStride, kHeadDim, n_kv, scale,
+                          out.data() + i * kHeadDim, scratch.data());
+      }
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 2 * n_kv * kHeadDim * 4);  // every key and value row once
+}
+
 void register_variant(const VectorKernelTable* t) {
   const std::string p = std::string(t->name) + "/";
   benchmark::RegisterBenchmark((p + "rms_norm").c_str(), bench_rms_norm, t)->Arg(kHidden);
@@ -134,6 +164,9 @@ void register_variant(const VectorKernelTable* t) {
   benchmark::RegisterBenchmark((p + "attention_head").c_str(), bench_attention_head, t)
       ->ArgNames({"n_kv", "stride"})
       ->ArgsProduct({{512, 2048}, {kHeadDim, 8 * kHeadDim}});
+  benchmark::RegisterBenchmark((p + "attention_heads").c_str(), bench_attention_heads, t)
+      ->ArgNames({"n_kv", "grouped"})
+      ->ArgsProduct({{512, 2048}, {0, 1}});
 }
 
 std::string gb_per_s(double bytes_per_s) {

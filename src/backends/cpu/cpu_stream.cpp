@@ -281,7 +281,12 @@ void CpuStream::attention(const hal::Op& op) {
   const int64_t rows_per_block = paged ? block : n_ctx;
   const int64_t n_blocks = paged ? (n_ctx + block - 1) / block : 1;
   const size_t pointers = static_cast<size_t>(2 * n_head_kv * n_blocks);
-  const size_t work_floats = static_cast<size_t>(n_ctx * pool_.size());
+  // Work items: `per_item` query heads of one token that share a KV head, computed together so
+  // that they share each read of the cache rows; fewer heads per item when the items would be too
+  // few to keep every thread busy (one token, few KV heads).
+  int64_t per_item = group;
+  while (per_item % 2 == 0 && n_tok * n_head / per_item < 2 * pool_.size()) per_item /= 2;
+  const size_t work_floats = static_cast<size_t>(per_item * n_ctx * pool_.size());
   const bool gather = table != nullptr && !paged && !contiguous_blocks(table, block, n_ctx);
   const size_t gather_floats = gather ? static_cast<size_t>(2 * n_ctx * kv_stride) : 0;
   uint8_t* base = scratch(sizeof(float) * (work_floats + gather_floats) + sizeof(const float*) * pointers);
@@ -313,14 +318,15 @@ void CpuStream::attention(const hal::Op& op) {
   }
   const float* qp = f32(&q);
   float* out = f32(op.dst);
-  pool_.parallel_for(n_tok * n_head, 1, [&](int64_t begin, int64_t end, int ith) {
+  const int64_t items_per_token = n_head / per_item;
+  pool_.parallel_for(n_tok * items_per_token, 1, [&](int64_t begin, int64_t end, int ith) {
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / n_head;
-      const int64_t h = i % n_head;
+      const int64_t t = i / items_per_token;
+      const int64_t h = i % items_per_token * per_item;  // first head of the item
       const int64_t kvh = h / group;
-      attention_head_paged(qp + (t * n_head + h) * head_dim, k_blocks + kvh * n_blocks, v_blocks + kvh * n_blocks,
-                           rows_per_block, kv_stride, head_dim, pos0 + t + 1, op.f[0],
-                           out + (t * n_head + h) * head_dim, work + ith * n_ctx);
+      attention_heads_paged(qp + (t * n_head + h) * head_dim, head_dim, per_item, k_blocks + kvh * n_blocks,
+                            v_blocks + kvh * n_blocks, rows_per_block, kv_stride, head_dim, pos0 + t + 1, op.f[0],
+                            out + (t * n_head + h) * head_dim, head_dim, work + ith * per_item * n_ctx);
     }
   });
 }

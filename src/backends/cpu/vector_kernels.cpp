@@ -131,8 +131,15 @@ const VectorKernelTable& choose_variant() {
 }  // namespace
 
 const VectorKernelTable kVectorKernelsScalar = {
-    "scalar",      rms_norm_scalar, rope_scalar,           softmax_scalar,
-    swiglu_scalar, add_scalar,      attention_head_scalar, exp_scalar,
+    "scalar",
+    rms_norm_scalar,
+    rope_scalar,
+    softmax_scalar,
+    swiglu_scalar,
+    add_scalar,
+    attention_head_scalar,
+    exp_scalar,
+    attention_heads_one_by_one<attention_head_scalar>,
 };
 
 void softmax_all_masked(float* x, int64_t n) {
@@ -257,11 +264,20 @@ void attention_head(const float* q, const float* k, const float* v, int64_t kv_s
   attention_head_paged(q, &k, &v, std::max<int64_t>(n_kv, 1), kv_stride, head_dim, n_kv, scale, out, scratch);
 }
 
-void attention_head_paged(const float* q, const float* const* k_blocks, const float* const* v_blocks,
-                          int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
-                          float* out, float* scratch) {
+namespace {
+
+// The checks both attention entry points make: n_q heads, q_i = q + i * q_stride and likewise out,
+// scratch of n_q * n_kv floats. Returns false when there is nothing to attend to (outputs zeroed).
+bool check_attention(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
+                     const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
+                     int64_t n_kv, float scale, float* out, int64_t out_stride, const float* scratch) {
   if (head_dim <= 0) fail(ErrorCode::kInvalidArgument, "attention_head: head_dim ", head_dim, " <= 0");
   if (n_kv < 0) fail(ErrorCode::kInvalidArgument, "attention_head: n_kv ", n_kv, " is negative");
+  if (n_q < 1) fail(ErrorCode::kInvalidArgument, "attention_heads: ", n_q, " query heads");
+  if (n_q > 1 && (q_stride < head_dim || out_stride < head_dim)) {
+    fail(ErrorCode::kInvalidArgument, "attention_heads: head strides ", q_stride, " (q) and ", out_stride,
+         " (out) must be at least head_dim ", head_dim);
+  }
   if (kv_stride < head_dim) {
     fail(ErrorCode::kInvalidArgument, "attention_head: kv_stride ", kv_stride, " is smaller than head_dim ", head_dim);
   }
@@ -270,9 +286,9 @@ void attention_head_paged(const float* q, const float* const* k_blocks, const fl
     fail(ErrorCode::kInvalidArgument, "attention_head: ", block_rows,
          " rows per block is neither a multiple of 4 nor all of the ", n_kv, " rows");
   }
-  check_span("attention_head", "q", q, head_dim);
-  check_span("attention_head", "out", out, head_dim);
-  check_span("attention_head", "scratch", scratch, n_kv);
+  check_span("attention_head", "q", q, (n_q - 1) * q_stride + head_dim);
+  check_span("attention_head", "out", out, (n_q - 1) * out_stride + head_dim);
+  check_span("attention_head", "scratch", scratch, n_q * n_kv);
   const int64_t n_blocks = (n_kv + block_rows - 1) / block_rows;
   check_span("attention_head", "k blocks", k_blocks, n_blocks);
   check_span("attention_head", "v blocks", v_blocks, n_blocks);
@@ -281,12 +297,35 @@ void attention_head_paged(const float* q, const float* const* k_blocks, const fl
       fail(ErrorCode::kInvalidArgument, "attention_head: block ", b, " is null");
     }
   }
-  if (n_kv == 0) {
-    std::fill(out, out + head_dim, 0.0f);  // nothing to attend to
+  if (n_kv == 0) {  // nothing to attend to
+    for (int64_t i = 0; i < n_q; ++i) std::fill(out + i * out_stride, out + i * out_stride + head_dim, 0.0f);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void attention_head_paged(const float* q, const float* const* k_blocks, const float* const* v_blocks,
+                          int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
+                          float* out, float* scratch) {
+  if (!check_attention(q, head_dim, 1, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out, head_dim,
+                       scratch)) {
     return;
   }
   active_vector_kernels().attention_head(q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out,
                                          scratch);
+}
+
+void attention_heads_paged(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
+                           const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
+                           int64_t n_kv, float scale, float* out, int64_t out_stride, float* scratch) {
+  if (!check_attention(q, q_stride, n_q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out,
+                       out_stride, scratch)) {
+    return;
+  }
+  active_vector_kernels().attention_heads(q, q_stride, n_q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv,
+                                          scale, out, out_stride, scratch);
 }
 
 }  // namespace mixserve::cpu

@@ -39,6 +39,15 @@ void attention_head_paged(const float* q, const float* const* k_blocks, const fl
                           int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
                           float* out, float* scratch);
 
+/// attention_head_paged for n_q query heads that share their keys and values (grouped-query
+/// attention): head i reads q + i * q_stride and writes out + i * out_stride (strides of at least
+/// head_dim floats when n_q > 1); scratch must hold n_q * n_kv floats. Each head's result is
+/// bit-identical to an attention_head_paged call of its own; the heads share each read of the
+/// cache rows where the variant can (AVX2).
+void attention_heads_paged(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
+                           const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
+                           int64_t n_kv, float scale, float* out, int64_t out_stride, float* scratch);
+
 /// Name of the SIMD variant these kernels use on this CPU ("avx512", "avx2", "scalar").
 const char* vector_variant();
 

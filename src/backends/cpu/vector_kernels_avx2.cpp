@@ -229,35 +229,54 @@ void add_avx2(const float* a, const float* b, float* y, int64_t n) {
   }
 }
 
-// dot(q, k_j) * scale for four keys at once (four independent FMA chains).
-void dot4(const float* q, const float* k, int64_t kv_stride, int64_t head_dim, float scale, float* out) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-  __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-  const float* k1 = k + kv_stride;
-  const float* k2 = k + 2 * kv_stride;
-  const float* k3 = k + 3 * kv_stride;
-  int64_t d = 0;
-  for (; d + kLanes <= head_dim; d += kLanes) {
-    const __m256 qv = _mm256_loadu_ps(q + d);
-    a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + d), a0);
-    a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + d), a1);
-    a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + d), a2);
-    a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + d), a3);
-  }
-  if (d < head_dim) {
-    const __m256i m = tail_mask(head_dim - d);
-    const __m256 qv = _mm256_maskload_ps(q + d, m);
-    a0 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + d, m), a0);
-    a1 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k1 + d, m), a1);
-    a2 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k2 + d, m), a2);
-    a3 = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k3 + d, m), a3);
-  }
-  // Transpose-reduce the four accumulators into one vector of four sums.
+// The four sums of a0..a3 (a_i summed over its lanes as ((0+1)+(2+3))+((4+5)+(6+7))), times scale.
+void store_sums4(__m256 a0, __m256 a1, __m256 a2, __m256 a3, float scale, float* out) {
   const __m256 h01 = _mm256_hadd_ps(a0, a1);
   const __m256 h23 = _mm256_hadd_ps(a2, a3);
   const __m256 h = _mm256_hadd_ps(h01, h23);
   const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   _mm_storeu_ps(out, _mm_mul_ps(sums, _mm_set1_ps(scale)));
+}
+
+// dot(q_h, k_j) * scale for four keys at once and kHeads query heads (1 or 2) q + h * q_stride,
+// into out + h * out_stride: 4 * kHeads independent FMA chains, each key chunk loaded once for
+// both heads. Each head gets the bits of a call of its own.
+template <int kHeads>
+void dot4(const float* q, int64_t q_stride, const float* k, int64_t kv_stride, int64_t head_dim, float scale,
+          float* out, int64_t out_stride) {
+  __m256 a[kHeads][4];
+#pragma GCC unroll 8
+  for (int h = 0; h < kHeads; ++h) {
+    for (auto& v : a[h]) v = _mm256_setzero_ps();
+  }
+  const float* kr[4] = {k, k + kv_stride, k + 2 * kv_stride, k + 3 * kv_stride};
+  int64_t d = 0;
+  for (; d + kLanes <= head_dim; d += kLanes) {
+    __m256 qv[kHeads];
+#pragma GCC unroll 8
+    for (int h = 0; h < kHeads; ++h) qv[h] = _mm256_loadu_ps(q + h * q_stride + d);
+#pragma GCC unroll 8
+    for (int r = 0; r < 4; ++r) {
+      __m256 kv = _mm256_loadu_ps(kr[r] + d);
+      asm("" : "+x"(kv));  // one load for both heads, not a memory operand per head
+#pragma GCC unroll 8
+      for (int h = 0; h < kHeads; ++h) a[h][r] = _mm256_fmadd_ps(qv[h], kv, a[h][r]);
+    }
+  }
+  if (d < head_dim) {
+    const __m256i m = tail_mask(head_dim - d);
+    __m256 qv[kHeads];
+#pragma GCC unroll 8
+    for (int h = 0; h < kHeads; ++h) qv[h] = _mm256_maskload_ps(q + h * q_stride + d, m);
+#pragma GCC unroll 8
+    for (int r = 0; r < 4; ++r) {
+      const __m256 kv = _mm256_maskload_ps(kr[r] + d, m);
+#pragma GCC unroll 8
+      for (int h = 0; h < kHeads; ++h) a[h][r] = _mm256_fmadd_ps(qv[h], kv, a[h][r]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int h = 0; h < kHeads; ++h) store_sums4(a[h][0], a[h][1], a[h][2], a[h][3], scale, out + h * out_stride);
 }
 
 float dot1(const float* q, const float* k, int64_t head_dim) {
@@ -273,26 +292,27 @@ float dot1(const float* q, const float* k, int64_t head_dim) {
   return hsum(a);
 }
 
-// out[0, width) = sum_j p_j v_j[0, width) for width <= kNv * 8 dims; two accumulator sets (even
-// and odd j) keep 2 * kNv FMA chains in flight.
+// Running sums of out[0, width) = sum_j p_j v_j[0, width) for width <= kNv * 8 dims over rows
+// [j0, j1): two accumulator sets (even and odd j) keep 2 * kNv FMA chains in flight; they start
+// from state[0, kNv) and state[kNv, 2 kNv) and go back there. Blocks hold an even number of rows
+// (but the last) and j0 and j1 are even (or n_kv), so the pairs, hence the sums, are those of one
+// pass over contiguous rows, however the rows are split.
 template <int kNv>
-void weighted_sum_chunk(const float* p, const float* const* v_blocks, int64_t block_rows, int64_t kv_stride,
-                        int64_t n_kv, int64_t d0, int64_t width, float* out) {
+void weighted_sum_rows(const float* p, const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t j0,
+                       int64_t j1, int64_t d0, int64_t width, __m256* state) {
   __m256i masks[kNv];
   __m256 even[kNv], odd[kNv];
 #pragma GCC unroll 16
   for (int c = 0; c < kNv; ++c) {
     masks[c] = tail_mask(width - c * kLanes);
-    even[c] = _mm256_setzero_ps();
-    odd[c] = _mm256_setzero_ps();
+    even[c] = _mm256_load_ps(reinterpret_cast<const float*>(state + c));
+    odd[c] = _mm256_load_ps(reinterpret_cast<const float*>(state + kNv + c));
   }
   const bool full = width == kNv * kLanes;
-  int64_t j = 0;
-  // Blocks hold an even number of rows (but the last), so a pair never spans two: the same pairs,
-  // hence the same sums, as over contiguous rows.
-  for (int64_t jb = 0; jb < n_kv; jb += block_rows) {
+  int64_t j = j0;
+  for (int64_t jb = j0 / block_rows * block_rows; jb < j1; jb += block_rows) {
     const float* vb = v_blocks[jb / block_rows] + d0;
-    const int64_t end = jb + block_rows < n_kv ? jb + block_rows : n_kv;
+    const int64_t end = jb + block_rows < j1 ? jb + block_rows : j1;
     for (; j + 2 <= end; j += 2) {
       const __m256 p0 = _mm256_set1_ps(p[j]);
       const __m256 p1 = _mm256_set1_ps(p[j + 1]);
@@ -324,37 +344,116 @@ void weighted_sum_chunk(const float* p, const float* const* v_blocks, int64_t bl
   }
 #pragma GCC unroll 16
   for (int c = 0; c < kNv; ++c) {
-    _mm256_maskstore_ps(out + c * kLanes, masks[c], _mm256_add_ps(even[c], odd[c]));
+    _mm256_store_ps(reinterpret_cast<float*>(state + c), even[c]);
+    _mm256_store_ps(reinterpret_cast<float*>(state + kNv + c), odd[c]);
+  }
+}
+
+// Heads computed together, at most: their running sums (2 x 4 vectors each) wait in memory while
+// the others pass over the same rows.
+constexpr int64_t kGroupHeads = 8;
+// Rows a group passes over at a time, copied once into a contiguous tile that stays in L1 from the
+// first head of the group to the last (in place, value rows a power of two apart would crowd into
+// a few L1 sets and evict each other).
+constexpr int64_t kRowTile = 64;
+constexpr int64_t kChunk = 4 * kLanes;
+
+// out_i[d0, d0 + width) for heads [0, n_q) (n_q <= kGroupHeads), each head's weights p_i in
+// scratch + i * n_kv: the heads take turns over tiles of kRowTile rows, so each tile of the value
+// rows is read from L2 or memory once for all of them.
+template <int kNv>
+void weighted_sums(const float* scratch, int64_t n_q, const float* const* v_blocks, int64_t block_rows,
+                   int64_t kv_stride, int64_t n_kv, int64_t d0, int64_t width, float* out, int64_t out_stride) {
+  alignas(32) __m256 state[kGroupHeads][2 * kNv];
+  for (int64_t i = 0; i < n_q; ++i) {
+    for (auto& v : state[i]) v = _mm256_setzero_ps();
+  }
+  if (n_q == 1) {
+    weighted_sum_rows<kNv>(scratch, v_blocks, block_rows, kv_stride, 0, n_kv, d0, width, state[0]);
+  } else {
+    alignas(32) float tile[kRowTile * kNv * kLanes];
+    const float* tile_block = tile;
+    for (int64_t j0 = 0; j0 < n_kv; j0 += kRowTile) {
+      const int64_t rows = n_kv - j0 < kRowTile ? n_kv - j0 : kRowTile;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t j = j0 + r;
+        const float* src = v_blocks[j / block_rows] + j % block_rows * kv_stride + d0;
+#pragma GCC unroll 16
+        for (int c = 0; c < kNv; ++c) {
+          _mm256_store_ps(tile + (r * kNv + c) * kLanes,
+                          _mm256_maskload_ps(src + c * kLanes, tail_mask(width - c * kLanes)));
+        }
+      }
+      // One block of `rows` rows starting at j0 (even): the pairs of rows are those of one pass.
+      for (int64_t i = 0; i < n_q; ++i) {
+        weighted_sum_rows<kNv>(scratch + i * n_kv + j0, &tile_block, rows, kNv * kLanes, 0, rows, 0, width, state[i]);
+      }
+    }
+  }
+  for (int64_t i = 0; i < n_q; ++i) {
+#pragma GCC unroll 16
+    for (int c = 0; c < kNv; ++c) {
+      _mm256_maskstore_ps(out + i * out_stride + d0 + c * kLanes, tail_mask(width - c * kLanes),
+                          _mm256_add_ps(state[i][c], state[i][kNv + c]));
+    }
+  }
+}
+
+// Grouped-query attention: n_q query heads over the same keys and values. Each group of four keys
+// is scored for every head while its rows are in L1, and the value rows likewise serve every head
+// (weighted_sums), so the cache rows are read once per group of heads instead of once per head.
+// Each head gets exactly the operations, hence the bits, of a call of its own (n_q = 1).
+void attention_heads_avx2(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
+                          const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
+                          int64_t n_kv, float scale, float* out, int64_t out_stride, float* scratch) {
+  for (int64_t h0 = 0; h0 < n_q; h0 += kGroupHeads) {
+    const int64_t heads = n_q - h0 < kGroupHeads ? n_q - h0 : kGroupHeads;
+    const float* qg = q + h0 * q_stride;
+    float* sg = scratch + h0 * n_kv;
+    // Blocks hold a multiple of 4 rows (but the last): the same groups of four as over contiguous rows.
+    int64_t j = 0;
+    for (int64_t jb = 0; jb < n_kv; jb += block_rows) {
+      const float* kb = k_blocks[jb / block_rows];
+      const int64_t end = jb + block_rows < n_kv ? jb + block_rows : n_kv;
+      for (; j + 4 <= end; j += 4) {
+        const float* kj = kb + (j - jb) * kv_stride;
+        int64_t i = 0;
+        for (; i + 2 <= heads; i += 2) {
+          dot4<2>(qg + i * q_stride, q_stride, kj, kv_stride, head_dim, scale, sg + i * n_kv + j, n_kv);
+        }
+        if (i < heads) dot4<1>(qg + i * q_stride, q_stride, kj, kv_stride, head_dim, scale, sg + i * n_kv + j, n_kv);
+      }
+      for (; j < end; ++j) {
+        for (int64_t i = 0; i < heads; ++i) {
+          sg[i * n_kv + j] = dot1(qg + i * q_stride, kb + (j - jb) * kv_stride, head_dim) * scale;
+        }
+      }
+    }
+    for (int64_t i = 0; i < heads; ++i) softmax_avx2(sg + i * n_kv, n_kv);
+    float* og = out + h0 * out_stride;
+    for (int64_t d0 = 0; d0 < head_dim; d0 += kChunk) {
+      const int64_t width = head_dim - d0 < kChunk ? head_dim - d0 : kChunk;
+      switch ((width + kLanes - 1) / kLanes) {
+        case 1: weighted_sums<1>(sg, heads, v_blocks, block_rows, kv_stride, n_kv, d0, width, og, out_stride); break;
+        case 2: weighted_sums<2>(sg, heads, v_blocks, block_rows, kv_stride, n_kv, d0, width, og, out_stride); break;
+        case 3: weighted_sums<3>(sg, heads, v_blocks, block_rows, kv_stride, n_kv, d0, width, og, out_stride); break;
+        default: weighted_sums<4>(sg, heads, v_blocks, block_rows, kv_stride, n_kv, d0, width, og, out_stride); break;
+      }
+    }
   }
 }
 
 void attention_head_avx2(const float* q, const float* const* k_blocks, const float* const* v_blocks, int64_t block_rows,
                          int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
-  // Blocks hold a multiple of 4 rows (but the last): the same groups of four as over contiguous rows.
-  int64_t j = 0;
-  for (int64_t jb = 0; jb < n_kv; jb += block_rows) {
-    const float* kb = k_blocks[jb / block_rows];
-    const int64_t end = jb + block_rows < n_kv ? jb + block_rows : n_kv;
-    for (; j + 4 <= end; j += 4) dot4(q, kb + (j - jb) * kv_stride, kv_stride, head_dim, scale, scratch + j);
-    for (; j < end; ++j) scratch[j] = dot1(q, kb + (j - jb) * kv_stride, head_dim) * scale;
-  }
-  softmax_avx2(scratch, n_kv);
-  constexpr int64_t kChunk = 4 * kLanes;
-  for (int64_t d0 = 0; d0 < head_dim; d0 += kChunk) {
-    const int64_t width = head_dim - d0 < kChunk ? head_dim - d0 : kChunk;
-    switch ((width + kLanes - 1) / kLanes) {
-      case 1: weighted_sum_chunk<1>(scratch, v_blocks, block_rows, kv_stride, n_kv, d0, width, out + d0); break;
-      case 2: weighted_sum_chunk<2>(scratch, v_blocks, block_rows, kv_stride, n_kv, d0, width, out + d0); break;
-      case 3: weighted_sum_chunk<3>(scratch, v_blocks, block_rows, kv_stride, n_kv, d0, width, out + d0); break;
-      default: weighted_sum_chunk<4>(scratch, v_blocks, block_rows, kv_stride, n_kv, d0, width, out + d0); break;
-    }
-  }
+  attention_heads_avx2(q, head_dim, 1, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out, head_dim,
+                       scratch);
 }
 
 }  // namespace
 
 const VectorKernelTable kVectorKernelsAvx2 = {
-    "avx2", rms_norm_avx2, rope_avx2, softmax_avx2, swiglu_avx2, add_avx2, attention_head_avx2, exp_avx2,
+    "avx2",   rms_norm_avx2,       rope_avx2, softmax_avx2,         swiglu_avx2,
+    add_avx2, attention_head_avx2, exp_avx2,  attention_heads_avx2,
 };
 
 }  // namespace mixserve::cpu

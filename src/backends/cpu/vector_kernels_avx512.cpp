@@ -301,8 +301,15 @@ void attention_head_avx512(const float* q, const float* const* k_blocks, const f
 }  // namespace
 
 const VectorKernelTable kVectorKernelsAvx512 = {
-    "avx512",      rms_norm_avx512, rope_avx512,           softmax_avx512,
-    swiglu_avx512, add_avx512,      attention_head_avx512, exp_avx512,
+    "avx512",
+    rms_norm_avx512,
+    rope_avx512,
+    softmax_avx512,
+    swiglu_avx512,
+    add_avx512,
+    attention_head_avx512,
+    exp_avx512,
+    attention_heads_one_by_one<attention_head_avx512>,
 };
 
 }  // namespace mixserve::cpu

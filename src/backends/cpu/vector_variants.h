@@ -24,7 +24,23 @@ struct VectorKernelTable {
                          int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch);
   /// y[i] = exp(x[i]) with the variant's own exp (the one softmax and swiglu use); y may alias x.
   void (*exp)(const float* x, float* y, int64_t n);
+  /// See mixserve::cpu::attention_heads_paged: n_q heads over the same keys and values, each the
+  /// bits attention_head gives it.
+  void (*attention_heads)(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
+                          const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
+                          int64_t n_kv, float scale, float* out, int64_t out_stride, float* scratch);
 };
+
+/// attention_heads as one attention_head call per head (for variants without a grouped kernel).
+template <auto kAttentionHead>
+void attention_heads_one_by_one(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
+                                const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
+                                int64_t n_kv, float scale, float* out, int64_t out_stride, float* scratch) {
+  for (int64_t i = 0; i < n_q; ++i) {
+    kAttentionHead(q + i * q_stride, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale,
+                   out + i * out_stride, scratch + i * n_kv);
+  }
+}
 
 /// The portable scalar kernels (always usable).
 extern const VectorKernelTable kVectorKernelsScalar;
