@@ -183,7 +183,7 @@ TEST(AgreementWithCpu, QuantisedActivationsMatchQuantizeRowExactly) {
 
 // A token's outputs must not depend on how many tokens share the call (the CPU guarantees this
 // bit for bit, and prefill and decode must agree): T tokens at once equal T single-token calls.
-// 71 tokens are also split between work items (a prompt's tokens go in ranges of at most 32).
+// 71 tokens are also split between work items (a prompt's tokens go in ranges of at most 16).
 TEST(AgreementWithCpu, BatchedMatMulEqualsSingleTokens) {
   const int64_t k = 96, n = 37;
   for (int64_t t : {7, 71}) {  // not multiples of any token tile
