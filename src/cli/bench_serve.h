@@ -2,6 +2,7 @@
 // the gateway's overhead against calling a node directly (cmd_bench_gateway.cpp).
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -17,8 +18,10 @@ struct ServeBenchFlags {
   int prompt_words = 64;                       ///< prompt length in words
   int max_tokens = 64;                         ///< generated tokens per request
   int rounds = 2;                              ///< requests per client
+  int64_t batch_tokens = 0;                    ///< the server's tokens per step (0 = its default)
 
-  /// Registers --serve, --concurrency, --serve-prompt, --serve-gen, --serve-rounds on `cmd`.
+  /// Registers --serve, --concurrency, --serve-prompt, --serve-gen, --serve-rounds,
+  /// --serve-batch-tokens on `cmd`.
   void add_to(CLI::App* cmd);
 };
 

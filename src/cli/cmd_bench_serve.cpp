@@ -20,6 +20,10 @@ void ServeBenchFlags::add_to(CLI::App* cmd) {
   cmd->add_option("--serve-prompt", prompt_words, "prompt length in words")->check(CLI::Range(0, 100000))->capture_default_str();
   cmd->add_option("--serve-gen", max_tokens, "tokens generated per request")->check(CLI::Range(1, 100000))->capture_default_str();
   cmd->add_option("--serve-rounds", rounds, "requests each client sends in turn")->check(CLI::Range(1, 1000))->capture_default_str();
+  cmd->add_option("--serve-batch-tokens", batch_tokens,
+                  "the server's tokens evaluated per step, all sequences (serve --batch-tokens; 0 = its default)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
 }
 
 void bench_serve(const ModelFlags& model_flags, const ServeBenchFlags& f) {
@@ -31,6 +35,7 @@ void bench_serve(const ModelFlags& model_flags, const ServeBenchFlags& f) {
   options.model_id = "bench";
   options.scheduler.max_seqs = max_streams;
   options.scheduler.max_queue = max_streams;
+  if (f.batch_tokens > 0) options.scheduler.batch.max_batch_tokens = f.batch_tokens;
   // Room for every stream at once: a generous 4 tokens per prompt word, the output, one spare block.
   const int64_t per_sequence = 4 * f.prompt_words + f.max_tokens + 16;
   options.scheduler.batch.kv_blocks = max_streams * (per_sequence / 16 + 2);
@@ -39,9 +44,9 @@ void bench_serve(const ModelFlags& model_flags, const ServeBenchFlags& f) {
   const uint16_t port = server.start();
   const auto info = model->device().info();
   std::printf("serve:   %s on %s (%s), http://127.0.0.1:%u; %d-word prompts, %d output tokens per request "
-              "(ignore_eos), %d requests per stream\n",
+              "(ignore_eos), %d requests per stream, %lld tokens per step\n",
               model->config().name.c_str(), info.id.c_str(), info.name.c_str(), port, f.prompt_words, f.max_tokens,
-              f.rounds);
+              f.rounds, static_cast<long long>(options.scheduler.batch.max_batch_tokens));
   std::printf("%8s %9s %12s %8s %12s %8s %10s %10s %10s %10s\n", "streams", "requests", "out tok/s", "vs 1",
               "decode tok/s", "vs 1", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99");
   double single = 0, single_decode = 0;
