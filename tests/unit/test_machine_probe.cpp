@@ -24,6 +24,22 @@ TEST(MachineProbe, ReadBandwidthIsPlausible) {
   }
 }
 
+// One buffer measured again and again (as bench does around every decode run) stays plausible.
+TEST(MachineProbe, ReusedReadProbeIsPlausible) {
+  ThreadPool pool(2);
+  ReadBandwidthProbe probe(pool, size_t{8} << 20);
+  for (int i = 0; i < 3; ++i) {
+    const double bw = probe.measure(2);
+    EXPECT_TRUE(std::isfinite(bw));
+    EXPECT_GT(bw, 0.5e9) << "measurement " << i;
+    EXPECT_LT(bw, 2e12) << "measurement " << i;
+  }
+  EXPECT_THROW(probe.measure(0), Error);
+  EXPECT_THROW(probe.measure(1001), Error);
+  EXPECT_THROW(ReadBandwidthProbe(pool, 100), Error);
+  EXPECT_THROW(ReadBandwidthProbe(pool, size_t{1} << 50), Error);
+}
+
 TEST(MachineProbe, PeakFlopsIsPlausible) {
   ThreadPool pool(2);
   const double flops = measure_peak_flops_f32(pool);

@@ -7,8 +7,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <memory>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "backends/cpu/machine_probe_kernels.h"
@@ -143,13 +143,16 @@ size_t physical_memory_bytes() {
 
 constexpr size_t kProbeAlignment = size_t{2} << 20;
 
-struct AlignedDelete {
-  void operator()(float* p) const { ::operator delete[](p, std::align_val_t{kProbeAlignment}); }
-};
+// [begin, end) of the floats of thread ith of nth over n floats: whole 64-byte lines.
+std::pair<size_t, size_t> slice(size_t n, int ith, int nth) {
+  const size_t lines = n / 16;
+  return {lines * static_cast<size_t>(ith) / static_cast<size_t>(nth) * 16,
+          lines * (static_cast<size_t>(ith) + 1) / static_cast<size_t>(nth) * 16};
+}
 
 }  // namespace
 
-double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repetitions) {
+ReadBandwidthProbe::ReadBandwidthProbe(ThreadPool& pool, size_t bytes) : pool_(pool) {
   if (bytes < kMinBytes || bytes > kMaxBytes) {
     fail(ErrorCode::kInvalidArgument, "read bandwidth buffer of ", bytes, " bytes is out of range [", kMinBytes, ", ",
          kMaxBytes, "]");
@@ -158,48 +161,50 @@ double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repetitions) {
     fail(ErrorCode::kInvalidArgument, "read bandwidth buffer of ", bytes,
          " bytes exceeds half of this machine's memory (", physical_memory_bytes(), " bytes)");
   }
+  n_ = bytes / sizeof(float) / 16 * 16;  // whole 64-byte lines
+  // The same kind of memory model weights are copied into: 2 MiB aligned, huge pages requested,
+  // so the roofline compares like with like.
+  data_ = static_cast<float*>(::operator new[](n_ * sizeof(float), std::align_val_t{kProbeAlignment}, std::nothrow));
+  if (data_ == nullptr) fail(ErrorCode::kResourceExhausted, "cannot allocate ", bytes, " bytes to probe bandwidth");
+  madvise(data_, n_ * sizeof(float) / kProbeAlignment * kProbeAlignment, MADV_HUGEPAGE);
+  // Thread t owns lines [lines * t / nth, lines * (t + 1) / nth) (slice()): first touch places its
+  // pages near it, and the timed passes read exactly what it touched.
+  pool_.run([this](int ith, int nth) {
+    const auto [begin, end] = slice(n_, ith, nth);
+    std::fill(data_ + begin, data_ + end, 1.0f);
+  });
+}
+
+ReadBandwidthProbe::~ReadBandwidthProbe() {
+  ::operator delete[](data_, std::align_val_t{kProbeAlignment});
+}
+
+double ReadBandwidthProbe::measure(int repetitions) {
   if (repetitions < 1 || repetitions > 1000) {
     fail(ErrorCode::kInvalidArgument, "read bandwidth repetitions ", repetitions, " is out of range [1, 1000]");
   }
-  const size_t n = bytes / sizeof(float) / 16 * 16;  // whole 64-byte lines
-  // The same kind of memory model weights are copied into: 2 MiB aligned, huge pages requested,
-  // so the roofline compares like with like.
-  std::unique_ptr<float[], AlignedDelete> buffer(
-      static_cast<float*>(::operator new[](n * sizeof(float), std::align_val_t{kProbeAlignment}, std::nothrow)));
-  if (!buffer) fail(ErrorCode::kResourceExhausted, "cannot allocate ", bytes, " bytes to probe bandwidth");
-  madvise(buffer.get(), n * sizeof(float) / kProbeAlignment * kProbeAlignment, MADV_HUGEPAGE);
-
-  // Thread t owns lines [lines * t / nth, lines * (t + 1) / nth): first touch places its pages
-  // near it, and the timed pass reads exactly what it touched.
-  const auto nth = static_cast<size_t>(pool.size());
-  const size_t lines = n / 16;
-  auto slice = [&](int ith, size_t* begin, size_t* end) {
-    *begin = lines * static_cast<size_t>(ith) / nth * 16;
-    *end = lines * (static_cast<size_t>(ith) + 1) / nth * 16;
-  };
-  float* data = buffer.get();
-  pool.run([&](int ith, int) {
-    size_t begin = 0, end = 0;
-    slice(ith, &begin, &end);
-    std::fill(data + begin, data + end, 1.0f);
-  });
-
   const probe::ReadLoop& loop = read_loop();
-  std::vector<double> sinks(nth);
+  std::vector<double> sinks(static_cast<size_t>(pool_.size()));
   double best = INFINITY;
   for (int r = 0; r < repetitions; ++r) {
     const auto start = Clock::now();
-    pool.run([&](int ith, int) {
-      size_t begin = 0, end = 0;
-      slice(ith, &begin, &end);
-      sinks[static_cast<size_t>(ith)] += loop.sum(data + begin, end - begin);
+    pool_.run([&](int ith, int nth) {
+      const auto [begin, end] = slice(n_, ith, nth);
+      sinks[static_cast<size_t>(ith)] += loop.sum(data_ + begin, end - begin);
     });
     best = std::min(best, seconds_since(start));
   }
   double sink = 0.0;
   for (double s : sinks) sink += s;
   g_sink.store(sink, std::memory_order_relaxed);
-  return static_cast<double>(n * sizeof(float)) / std::max(best, 1e-9);
+  return static_cast<double>(n_ * sizeof(float)) / std::max(best, 1e-9);
+}
+
+double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repetitions) {
+  if (repetitions < 1 || repetitions > 1000) {  // before allocating anything
+    fail(ErrorCode::kInvalidArgument, "read bandwidth repetitions ", repetitions, " is out of range [1, 1000]");
+  }
+  return ReadBandwidthProbe(pool, bytes).measure(repetitions);
 }
 
 double measure_peak_flops_f32(ThreadPool& pool) {

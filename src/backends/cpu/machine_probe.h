@@ -10,9 +10,29 @@ namespace mixserve::cpu {
 
 /// Sustained sequential read bandwidth in bytes/s, all pool threads each streaming over its own
 /// slice of a `bytes`-byte buffer (allocated and touched first, untimed); best of `repetitions`.
-/// Throws kInvalidArgument for bytes < 4096 or > 64 GiB or repetitions outside [1, 1000], and
-/// kResourceExhausted when the buffer cannot be allocated.
+/// Throws kInvalidArgument for bytes < 4096 or > 64 GiB (or half the machine's memory) or
+/// repetitions outside [1, 1000], and kResourceExhausted when the buffer cannot be allocated.
 double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repetitions);
+
+/// measure_read_bandwidth over one buffer kept between measurements: allocating and first touching
+/// hundreds of MiB of huge pages took most of the time of each probe (the kernel zeroes them), and
+/// `mixserve bench` probes around every decode run.
+class ReadBandwidthProbe {
+ public:
+  /// Allocates and touches the buffer; throws as measure_read_bandwidth does for `bytes`.
+  ReadBandwidthProbe(ThreadPool& pool, size_t bytes);
+  ~ReadBandwidthProbe();
+  ReadBandwidthProbe(const ReadBandwidthProbe&) = delete;
+  ReadBandwidthProbe& operator=(const ReadBandwidthProbe&) = delete;
+
+  /// Bytes/s, best of `repetitions` (1..1000, else kInvalidArgument) passes over the buffer.
+  double measure(int repetitions);
+
+ private:
+  ThreadPool& pool_;
+  float* data_ = nullptr;
+  size_t n_ = 0;  ///< floats, whole 64-byte lines
+};
 
 /// Peak f32 multiply-add throughput of all pool threads in flop/s (2 per FMA lane), measured over
 /// ~0.2 s with the widest vector FMA this CPU supports.
