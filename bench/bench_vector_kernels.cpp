@@ -123,7 +123,7 @@ void bench_attention_head(benchmark::State& state, const VectorKernelTable* t) {
 }
 
 // The 8 query heads of one KV head (TinyLlama, Llama 3 8B) over n_kv rows of a cache holding 4 KV
-// heads per position; range(1) = 1 computes them together (attention_heads), 0 one at a time.
+// heads per position; range(1) = 1 computes them together (attention_queries), 0 one at a time.
 void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t) {
   constexpr int64_t kGroupHeads = 8;
   constexpr int64_t kStride = 4 * kHeadDim;
@@ -138,8 +138,13 @@ void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t) 
   const float* vp = v.data();
   for (auto _ : state) {
     if (grouped) {
-      t->attention_heads(q.data(), kHeadDim, kGroupHeads, &kp, &vp, n_kv, kStride, kHeadDim, n_kv, scale, out.data(),
-                         kHeadDim, scratch.data());
+      mixserve::cpu::AttentionQueries a;
+      a.q = q.data();
+      a.out = out.data();
+      a.n_heads = kGroupHeads;
+      a.head_stride = kHeadDim;
+      a.n_kv = n_kv;
+      t->attention_queries(a, &kp, &vp, n_kv, kStride, kHeadDim, scale, scratch.data());
     } else {
       for (int64_t i = 0; i < kGroupHeads; ++i) {
         t->attention_head(q.data() + i * kHeadDim, &kp, &vp, n_kv, kStride, kHeadDim, n_kv, scale,

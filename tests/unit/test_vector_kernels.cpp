@@ -450,38 +450,60 @@ TEST(VectorKernels, AttentionOverScatteredBlocksEqualsContiguous) {
   }
 }
 
-// Grouped-query attention: n_q heads over the same (paged) rows give, head by head, the bits of
-// one attention_head call each, whatever the number of heads, rows, blocks or strides.
-TEST(VectorKernels, AttentionHeadsEqualOneHeadAtATime) {
+// Grouped-query attention: queries of several tokens and heads over the same (paged) rows, token t
+// attending to the first n_kv + t rows, give, query by query, the bits of one attention_head call
+// each, whatever the number of heads, tokens, rows, blocks or strides.
+TEST(VectorKernels, AttentionQueriesEqualOneQueryAtATime) {
   for (const auto* t : variants()) {
-    for (int64_t head_dim : {8, 17, 64, 100, 128}) {
-      for (int64_t n_q : {1, 2, 3, 8, 9, 16}) {
+    for (int64_t head_dim : {8, 17, 64, 100}) {
+      for (const auto& [n_heads, n_tokens] : {std::pair<int64_t, int64_t>{1, 1},
+                                              {2, 1},
+                                              {3, 1},
+                                              {8, 1},
+                                              {9, 1},
+                                              {16, 1},
+                                              {8, 4},
+                                              {3, 5},
+                                              {1, 7},
+                                              {8, 9}}) {
         for (int64_t n_kv : {1, 5, 63, 64, 65, 130, 257}) {
           for (int64_t block : {int64_t{0}, int64_t{16}}) {  // 0: one block holding every row
-            SCOPED_TRACE(std::string(t->name) + " head_dim=" + std::to_string(head_dim) + " n_q=" +
-                         std::to_string(n_q) + " n_kv=" + std::to_string(n_kv) + " block=" + std::to_string(block));
+            SCOPED_TRACE(std::string(t->name) + " head_dim=" + std::to_string(head_dim) +
+                         " heads=" + std::to_string(n_heads) + " tokens=" + std::to_string(n_tokens) +
+                         " n_kv=" + std::to_string(n_kv) + " block=" + std::to_string(block));
+            const int64_t total = n_kv + n_tokens - 1;
             const int64_t stride = 4 * head_dim + 1;  // the rows of other KV heads in between
-            const int64_t rows = block == 0 ? n_kv : block;
-            const auto k = random_vec(n_kv * stride, -1.0f, 1.0f, static_cast<uint32_t>(n_kv + 1));
-            const auto v = random_vec(n_kv * stride, -1.0f, 1.0f, static_cast<uint32_t>(n_kv + 2));
+            const int64_t rows = block == 0 ? total : block;
+            const auto k = random_vec(total * stride, -1.0f, 1.0f, static_cast<uint32_t>(total + 1));
+            const auto v = random_vec(total * stride, -1.0f, 1.0f, static_cast<uint32_t>(total + 2));
             std::vector<const float*> kb, vb;
-            for (int64_t j = 0; j < n_kv; j += rows) {
+            for (int64_t j = 0; j < total; j += rows) {
               kb.push_back(k.data() + j * stride);
               vb.push_back(v.data() + j * stride);
             }
-            const int64_t q_stride = head_dim + 3;
-            const auto q = random_vec(n_q * q_stride, -2.0f, 2.0f, static_cast<uint32_t>(n_q * 100 + head_dim));
+            AttentionQueries a;
+            a.n_heads = n_heads;
+            a.n_tokens = n_tokens;
+            a.head_stride = head_dim + 3;
+            a.token_stride = n_heads * a.head_stride + 5;
+            a.n_kv = n_kv;
+            const int64_t floats = n_tokens * a.token_stride;
+            const auto q = random_vec(floats, -2.0f, 2.0f, static_cast<uint32_t>(n_heads * 100 + head_dim));
             const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-            std::vector<float> want(static_cast<size_t>(n_q * head_dim)), got(want.size() + 1, 42.0f);
-            std::vector<float> scratch(static_cast<size_t>(n_q * n_kv));
-            for (int64_t i = 0; i < n_q; ++i) {
-              t->attention_head(q.data() + i * q_stride, kb.data(), vb.data(), rows, stride, head_dim, n_kv, scale,
-                                want.data() + i * head_dim, scratch.data());
+            std::vector<float> want(static_cast<size_t>(floats), 42.0f), got(want.size() + 1, 42.0f);
+            std::vector<float> scratch(static_cast<size_t>(n_tokens * n_heads * total));
+            for (int64_t tok = 0; tok < n_tokens; ++tok) {
+              for (int64_t h = 0; h < n_heads; ++h) {
+                const int64_t at = tok * a.token_stride + h * a.head_stride;
+                t->attention_head(q.data() + at, kb.data(), vb.data(), rows, stride, head_dim, n_kv + tok, scale,
+                                  want.data() + at, scratch.data());
+              }
             }
-            t->attention_heads(q.data(), q_stride, n_q, kb.data(), vb.data(), rows, stride, head_dim, n_kv, scale,
-                               got.data(), head_dim, scratch.data());
+            a.q = q.data();
+            a.out = got.data();
+            t->attention_queries(a, kb.data(), vb.data(), rows, stride, head_dim, scale, scratch.data());
             ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0);
-            EXPECT_EQ(got.back(), 42.0f) << "wrote past the last head";
+            EXPECT_EQ(got.back(), 42.0f) << "wrote past the last query";
           }
         }
       }
@@ -540,17 +562,27 @@ TEST(VectorKernels, PublicFunctionsRejectBadArguments) {
     expect_invalid([&] { attention_head_paged(a.data(), blocks, blocks, 0, 8, 8, 6, 1.0f, o.data(), work.data()); });
     EXPECT_NO_THROW(attention_head_paged(a.data(), blocks, blocks, 4, 8, 8, 8, 1.0f, o.data(), work.data()));
     EXPECT_NO_THROW(attention_head_paged(a.data(), blocks, blocks, 6, 8, 8, 6, 1.0f, o.data(), work.data()));
-    // Grouped heads: at least one head, strides of at least head_dim, scratch for every head.
-    std::vector<float> qs(32), os(32), big_work(32);
-    const auto heads = [&](int64_t q_stride, int64_t n_q, int64_t out_stride, float* w) {
-      attention_heads_paged(qs.data(), q_stride, n_q, blocks, blocks, 4, 8, 8, 8, 1.0f, os.data(), out_stride, w);
+    // Grouped queries: at least one head and token, strides that keep them apart, scratch for all.
+    std::vector<float> qs(96), os(96), big_work(64);
+    const auto queries = [&](int64_t n_heads, int64_t n_tokens, int64_t head_stride, int64_t token_stride, float* w) {
+      AttentionQueries q;
+      q.q = qs.data();
+      q.out = os.data();
+      q.n_heads = n_heads;
+      q.n_tokens = n_tokens;
+      q.head_stride = head_stride;
+      q.token_stride = token_stride;
+      q.n_kv = 7;
+      attention_queries_paged(q, blocks, blocks, 4, 8, 8, 1.0f, w);
     };
-    expect_invalid([&] { heads(8, 0, 8, big_work.data()); });
-    expect_invalid([&] { heads(4, 2, 8, big_work.data()); });
-    expect_invalid([&] { heads(8, 2, 7, big_work.data()); });
-    expect_invalid([&] { heads(8, 2, 8, nullptr); });
-    EXPECT_NO_THROW(heads(8, 2, 8, big_work.data()));
-    EXPECT_NO_THROW(heads(8, 4, 8, big_work.data()));
+    expect_invalid([&] { queries(0, 1, 8, 8, big_work.data()); });
+    expect_invalid([&] { queries(2, 0, 8, 16, big_work.data()); });
+    expect_invalid([&] { queries(2, 1, 4, 16, big_work.data()); });
+    expect_invalid([&] { queries(2, 2, 8, 12, big_work.data()); });
+    expect_invalid([&] { queries(2, 2, 8, 16, nullptr); });
+    expect_invalid([&] { queries(2, 3, 8, 16, big_work.data()); });  // 9 rows: the third block, null
+    EXPECT_NO_THROW(queries(2, 2, 8, 16, big_work.data()));
+    EXPECT_NO_THROW(queries(4, 1, 8, 8, big_work.data()));
   }
 
   // Empty inputs are no-ops, even with null pointers.

@@ -139,7 +139,7 @@ const VectorKernelTable kVectorKernelsScalar = {
     add_scalar,
     attention_head_scalar,
     exp_scalar,
-    attention_heads_one_by_one<attention_head_scalar>,
+    attention_queries_one_by_one<attention_head_scalar>,
 };
 
 void softmax_all_masked(float* x, int64_t n) {
@@ -266,30 +266,33 @@ void attention_head(const float* q, const float* k, const float* v, int64_t kv_s
 
 namespace {
 
-// The checks both attention entry points make: n_q heads, q_i = q + i * q_stride and likewise out,
-// scratch of n_q * n_kv floats. Returns false when there is nothing to attend to (outputs zeroed).
-bool check_attention(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
-                     const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
-                     int64_t n_kv, float scale, float* out, int64_t out_stride, const float* scratch) {
+// The checks both attention entry points make (see attention_queries_paged). Returns false when
+// there is nothing to attend to (every output zeroed).
+bool check_attention(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
+                     int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, const float* scratch) {
   if (head_dim <= 0) fail(ErrorCode::kInvalidArgument, "attention_head: head_dim ", head_dim, " <= 0");
-  if (n_kv < 0) fail(ErrorCode::kInvalidArgument, "attention_head: n_kv ", n_kv, " is negative");
-  if (n_q < 1) fail(ErrorCode::kInvalidArgument, "attention_heads: ", n_q, " query heads");
-  if (n_q > 1 && (q_stride < head_dim || out_stride < head_dim)) {
-    fail(ErrorCode::kInvalidArgument, "attention_heads: head strides ", q_stride, " (q) and ", out_stride,
-         " (out) must be at least head_dim ", head_dim);
+  if (a.n_kv < 0) fail(ErrorCode::kInvalidArgument, "attention_head: n_kv ", a.n_kv, " is negative");
+  if (a.n_heads < 1 || a.n_tokens < 1) {
+    fail(ErrorCode::kInvalidArgument, "attention_queries: ", a.n_tokens, " tokens of ", a.n_heads, " heads");
+  }
+  if ((a.n_heads > 1 && a.head_stride < head_dim) || (a.n_tokens > 1 && a.token_stride < a.n_heads * head_dim)) {
+    fail(ErrorCode::kInvalidArgument, "attention_queries: strides of ", a.head_stride, " (heads) and ", a.token_stride,
+         " (tokens) floats overlap ", a.n_heads, " heads of ", head_dim);
   }
   if (kv_stride < head_dim) {
     fail(ErrorCode::kInvalidArgument, "attention_head: kv_stride ", kv_stride, " is smaller than head_dim ", head_dim);
   }
   if (!std::isfinite(scale)) fail(ErrorCode::kInvalidArgument, "attention_head: scale is not finite");
-  if (block_rows <= 0 || (block_rows < n_kv && block_rows % 4 != 0)) {
+  const int64_t rows = attention_rows(a);
+  if (block_rows <= 0 || (block_rows < rows && block_rows % 4 != 0)) {
     fail(ErrorCode::kInvalidArgument, "attention_head: ", block_rows,
-         " rows per block is neither a multiple of 4 nor all of the ", n_kv, " rows");
+         " rows per block is neither a multiple of 4 nor all of the ", rows, " rows");
   }
-  check_span("attention_head", "q", q, (n_q - 1) * q_stride + head_dim);
-  check_span("attention_head", "out", out, (n_q - 1) * out_stride + head_dim);
-  check_span("attention_head", "scratch", scratch, n_q * n_kv);
-  const int64_t n_blocks = (n_kv + block_rows - 1) / block_rows;
+  const int64_t last = (a.n_tokens - 1) * a.token_stride + (a.n_heads - 1) * a.head_stride + head_dim;
+  check_span("attention_head", "q", a.q, last);
+  check_span("attention_head", "out", a.out, last);
+  check_span("attention_head", "scratch", scratch, a.n_tokens * a.n_heads * rows);
+  const int64_t n_blocks = (rows + block_rows - 1) / block_rows;
   check_span("attention_head", "k blocks", k_blocks, n_blocks);
   check_span("attention_head", "v blocks", v_blocks, n_blocks);
   for (int64_t b = 0; b < n_blocks; ++b) {
@@ -297,11 +300,10 @@ bool check_attention(const float* q, int64_t q_stride, int64_t n_q, const float*
       fail(ErrorCode::kInvalidArgument, "attention_head: block ", b, " is null");
     }
   }
-  if (n_kv == 0) {  // nothing to attend to
-    for (int64_t i = 0; i < n_q; ++i) std::fill(out + i * out_stride, out + i * out_stride + head_dim, 0.0f);
-    return false;
-  }
-  return true;
+  if (a.n_kv > 0) return true;
+  // Token 0 attends to nothing (no probability mass anywhere): zeros; the others to rows.
+  for (int64_t h = 0; h < a.n_heads; ++h) std::fill_n(a.out + h * a.head_stride, head_dim, 0.0f);
+  return false;
 }
 
 }  // namespace
@@ -309,23 +311,25 @@ bool check_attention(const float* q, int64_t q_stride, int64_t n_q, const float*
 void attention_head_paged(const float* q, const float* const* k_blocks, const float* const* v_blocks,
                           int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
                           float* out, float* scratch) {
-  if (!check_attention(q, head_dim, 1, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out, head_dim,
-                       scratch)) {
-    return;
-  }
+  const AttentionQueries a{.q = q, .out = out, .n_kv = n_kv};
+  if (!check_attention(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch)) return;
   active_vector_kernels().attention_head(q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out,
                                          scratch);
 }
 
-void attention_heads_paged(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
-                           const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
-                           int64_t n_kv, float scale, float* out, int64_t out_stride, float* scratch) {
-  if (!check_attention(q, q_stride, n_q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out,
-                       out_stride, scratch)) {
+void attention_queries_paged(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
+                             int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
+  if (check_attention(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch)) {
+    active_vector_kernels().attention_queries(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
     return;
   }
-  active_vector_kernels().attention_heads(q, q_stride, n_q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv,
-                                          scale, out, out_stride, scratch);
+  if (a.n_tokens == 1) return;
+  AttentionQueries rest = a;  // the tokens after the first attend to at least one row
+  rest.q += a.token_stride;
+  rest.out += a.token_stride;
+  rest.n_tokens -= 1;
+  rest.n_kv = 1;
+  active_vector_kernels().attention_queries(rest, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
 }
 
 }  // namespace mixserve::cpu

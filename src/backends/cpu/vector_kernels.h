@@ -39,14 +39,30 @@ void attention_head_paged(const float* q, const float* const* k_blocks, const fl
                           int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
                           float* out, float* scratch);
 
-/// attention_head_paged for n_q query heads that share their keys and values (grouped-query
-/// attention): head i reads q + i * q_stride and writes out + i * out_stride (strides of at least
-/// head_dim floats when n_q > 1); scratch must hold n_q * n_kv floats. Each head's result is
-/// bit-identical to an attention_head_paged call of its own; the heads share each read of the
-/// cache rows where the variant can (AVX2).
-void attention_heads_paged(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
-                           const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
-                           int64_t n_kv, float scale, float* out, int64_t out_stride, float* scratch);
+/// The queries of one grouped-query attention call: n_tokens consecutive tokens x n_heads query
+/// heads that share their keys and values. Token t attends to the first n_kv + t rows (causal);
+/// head h of token t reads q + t * token_stride + h * head_stride (floats) and writes out there.
+struct AttentionQueries {
+  const float* q = nullptr;
+  float* out = nullptr;
+  int64_t n_heads = 1;
+  int64_t n_tokens = 1;
+  int64_t head_stride = 0;   ///< at least head_dim when n_heads > 1
+  int64_t token_stride = 0;  ///< at least n_heads * head_dim when n_tokens > 1
+  int64_t n_kv = 0;          ///< rows token 0 attends to
+};
+
+/// Rows the last token of `a` attends to.
+inline int64_t attention_rows(const AttentionQueries& a) {
+  return a.n_kv + a.n_tokens - 1;
+}
+
+/// attention_head_paged for every query of `a` over the same blocks (which must hold
+/// attention_rows(a) rows); scratch must hold n_tokens * n_heads * attention_rows(a) floats. Each
+/// query's result is bit-identical to an attention_head_paged call of its own; the queries share
+/// each read of the cache rows where the variant can (AVX2).
+void attention_queries_paged(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
+                             int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch);
 
 /// Name of the SIMD variant these kernels use on this CPU ("avx512", "avx2", "scalar").
 const char* vector_variant();

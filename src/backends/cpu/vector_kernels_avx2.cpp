@@ -349,26 +349,51 @@ void weighted_sum_rows(const float* p, const float* const* v_blocks, int64_t blo
   }
 }
 
-// Heads computed together, at most: their running sums (2 x 4 vectors each) wait in memory while
-// the others pass over the same rows.
-constexpr int64_t kGroupHeads = 8;
-// Rows a group passes over at a time, copied once into a contiguous tile that stays in L1 from the
-// first head of the group to the last (in place, value rows a power of two apart would crowd into
-// a few L1 sets and evict each other).
+// Queries computed together, at most (a prompt's tokens times the heads sharing a KV head): their
+// running sums (2 x 4 vectors each) wait in memory while the others pass over the same rows.
+constexpr int64_t kMaxQueries = 32;
+// Rows the queries pass over at a time, copied once into a contiguous tile that stays in L1 from
+// the first query to the last (in place, value rows a power of two apart would crowd into a few L1
+// sets and evict each other).
 constexpr int64_t kRowTile = 64;
 constexpr int64_t kChunk = 4 * kLanes;
 
-// out_i[d0, d0 + width) for heads [0, n_q) (n_q <= kGroupHeads), each head's weights p_i in
-// scratch + i * n_kv: the heads take turns over tiles of kRowTile rows, so each tile of the value
-// rows is read from L2 or memory once for all of them.
+// Up to kMaxQueries queries of `a`: where query i reads q and writes out (floats from a.q and
+// a.out), its scores (scratch + i * rows), its token and how many rows it attends to.
+struct QueryBatch {
+  QueryBatch(const AttentionQueries& queries, int64_t first, int64_t n)
+      : a(queries), count(n), rows(attention_rows(queries)) {
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t t = (first + i) / a.n_heads;
+      token_[i] = t;
+      offset_[i] = t * a.token_stride + (first + i) % a.n_heads * a.head_stride;
+    }
+  }
+  const AttentionQueries& a;
+  int64_t count;  ///< queries in the batch
+  int64_t rows;   ///< attention_rows(a): the scratch rows' stride
+  int64_t token(int64_t i) const { return token_[i]; }
+  int64_t offset(int64_t i) const { return offset_[i]; }
+  int64_t n_kv(int64_t i) const { return a.n_kv + token_[i]; }
+
+ private:
+  int64_t token_[kMaxQueries];
+  int64_t offset_[kMaxQueries];
+};
+
+// out[d0, d0 + width) of every query of the batch, its weights at scratch + i * rows: the queries
+// take turns over tiles of kRowTile rows, so each tile of the value rows is read from L2 or memory
+// once for all of them. Query i stops at its own n_kv; a tile starts at an even row, so its pairs
+// of rows, hence its sums, are those of one pass of its own.
 template <int kNv>
-void weighted_sums(const float* scratch, int64_t n_q, const float* const* v_blocks, int64_t block_rows,
-                   int64_t kv_stride, int64_t n_kv, int64_t d0, int64_t width, float* out, int64_t out_stride) {
-  alignas(32) __m256 state[kGroupHeads][2 * kNv];
-  for (int64_t i = 0; i < n_q; ++i) {
+void weighted_sums(const QueryBatch& b, const float* scratch, const float* const* v_blocks, int64_t block_rows,
+                   int64_t kv_stride, int64_t d0, int64_t width) {
+  alignas(32) __m256 state[kMaxQueries][2 * kNv];
+  for (int64_t i = 0; i < b.count; ++i) {
     for (auto& v : state[i]) v = _mm256_setzero_ps();
   }
-  if (n_q == 1) {
+  const int64_t n_kv = b.n_kv(b.count - 1);  // the most any query of the batch attends to
+  if (b.count == 1) {
     weighted_sum_rows<kNv>(scratch, v_blocks, block_rows, kv_stride, 0, n_kv, d0, width, state[0]);
   } else {
     alignas(32) float tile[kRowTile * kNv * kLanes];
@@ -384,60 +409,76 @@ void weighted_sums(const float* scratch, int64_t n_q, const float* const* v_bloc
                           _mm256_maskload_ps(src + c * kLanes, tail_mask(width - c * kLanes)));
         }
       }
-      // One block of `rows` rows starting at j0 (even): the pairs of rows are those of one pass.
-      for (int64_t i = 0; i < n_q; ++i) {
-        weighted_sum_rows<kNv>(scratch + i * n_kv + j0, &tile_block, rows, kNv * kLanes, 0, rows, 0, width, state[i]);
+      for (int64_t i = 0; i < b.count; ++i) {
+        const int64_t mine = b.n_kv(i) - j0 < rows ? b.n_kv(i) - j0 : rows;
+        if (mine <= 0) continue;
+        weighted_sum_rows<kNv>(scratch + i * b.rows + j0, &tile_block, rows, kNv * kLanes, 0, mine, 0, width, state[i]);
       }
     }
   }
-  for (int64_t i = 0; i < n_q; ++i) {
+  for (int64_t i = 0; i < b.count; ++i) {
+    float* out = b.a.out + b.offset(i) + d0;
 #pragma GCC unroll 16
     for (int c = 0; c < kNv; ++c) {
-      _mm256_maskstore_ps(out + i * out_stride + d0 + c * kLanes, tail_mask(width - c * kLanes),
+      _mm256_maskstore_ps(out + c * kLanes, tail_mask(width - c * kLanes),
                           _mm256_add_ps(state[i][c], state[i][kNv + c]));
     }
   }
 }
 
-// Grouped-query attention: n_q query heads over the same keys and values. Each group of four keys
-// is scored for every head while its rows are in L1, and the value rows likewise serve every head
-// (weighted_sums), so the cache rows are read once per group of heads instead of once per head.
-// Each head gets exactly the operations, hence the bits, of a call of its own (n_q = 1).
-void attention_heads_avx2(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
-                          const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
-                          int64_t n_kv, float scale, float* out, int64_t out_stride, float* scratch) {
-  for (int64_t h0 = 0; h0 < n_q; h0 += kGroupHeads) {
-    const int64_t heads = n_q - h0 < kGroupHeads ? n_q - h0 : kGroupHeads;
-    const float* qg = q + h0 * q_stride;
-    float* sg = scratch + h0 * n_kv;
-    // Blocks hold a multiple of 4 rows (but the last): the same groups of four as over contiguous rows.
-    int64_t j = 0;
-    for (int64_t jb = 0; jb < n_kv; jb += block_rows) {
-      const float* kb = k_blocks[jb / block_rows];
-      const int64_t end = jb + block_rows < n_kv ? jb + block_rows : n_kv;
-      for (; j + 4 <= end; j += 4) {
-        const float* kj = kb + (j - jb) * kv_stride;
-        int64_t i = 0;
-        for (; i + 2 <= heads; i += 2) {
-          dot4<2>(qg + i * q_stride, q_stride, kj, kv_stride, head_dim, scale, sg + i * n_kv + j, n_kv);
+// The scores of one batch into scratch + i * rows. A query scores the keys of each block in groups
+// of four (dot4) up to its own n_kv and the block's last whole group, and the rest one by one
+// (dot1), exactly as a call of its own does; each group of four keys is scored for every query
+// while its rows are in L1, two heads of a token at a time.
+void scores(const QueryBatch& b, const float* const* k_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
+            float scale, float* scratch) {
+  const int64_t n_kv = b.n_kv(b.count - 1);
+  for (int64_t jb = 0; jb < n_kv; jb += block_rows) {
+    const float* kb = k_blocks[jb / block_rows];
+    const int64_t block_end = jb + block_rows < n_kv ? jb + block_rows : n_kv;
+    for (int64_t j = jb; j < block_end; j += 4) {
+      const float* kj = kb + (j - jb) * kv_stride;
+      int64_t i = 0;
+      while (i < b.count) {
+        const int64_t end = jb + block_rows < b.n_kv(i) ? jb + block_rows : b.n_kv(i);
+        const float* q = b.a.q + b.offset(i);
+        float* out = scratch + i * b.rows + j;
+        if (j + 4 <= end) {
+          const bool pair = i + 1 < b.count && b.token(i + 1) == b.token(i);
+          if (pair) {
+            dot4<2>(q, b.a.head_stride, kj, kv_stride, head_dim, scale, out, b.rows);
+          } else {
+            dot4<1>(q, b.a.head_stride, kj, kv_stride, head_dim, scale, out, b.rows);
+          }
+          i += pair ? 2 : 1;
+          continue;
         }
-        if (i < heads) dot4<1>(qg + i * q_stride, q_stride, kj, kv_stride, head_dim, scale, sg + i * n_kv + j, n_kv);
-      }
-      for (; j < end; ++j) {
-        for (int64_t i = 0; i < heads; ++i) {
-          sg[i * n_kv + j] = dot1(qg + i * q_stride, kb + (j - jb) * kv_stride, head_dim) * scale;
-        }
+        for (int64_t jj = j; jj < end; ++jj) out[jj - j] = dot1(q, kj + (jj - j) * kv_stride, head_dim) * scale;
+        ++i;
       }
     }
-    for (int64_t i = 0; i < heads; ++i) softmax_avx2(sg + i * n_kv, n_kv);
-    float* og = out + h0 * out_stride;
+  }
+}
+
+// Grouped-query attention: the queries of `a` over the same keys and values, in batches of up to
+// kMaxQueries, so the cache rows are read once per batch instead of once per query. Each query gets
+// exactly the operations, hence the bits, of a call of its own (attention_head_avx2).
+void attention_queries_avx2(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
+                            int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
+  const int64_t rows = attention_rows(a);
+  const int64_t n_q = a.n_tokens * a.n_heads;
+  for (int64_t first = 0; first < n_q; first += kMaxQueries) {
+    const QueryBatch b(a, first, n_q - first < kMaxQueries ? n_q - first : kMaxQueries);
+    float* sb = scratch + first * rows;
+    scores(b, k_blocks, block_rows, kv_stride, head_dim, scale, sb);
+    for (int64_t i = 0; i < b.count; ++i) softmax_avx2(sb + i * rows, b.n_kv(i));
     for (int64_t d0 = 0; d0 < head_dim; d0 += kChunk) {
       const int64_t width = head_dim - d0 < kChunk ? head_dim - d0 : kChunk;
       switch ((width + kLanes - 1) / kLanes) {
-        case 1: weighted_sums<1>(sg, heads, v_blocks, block_rows, kv_stride, n_kv, d0, width, og, out_stride); break;
-        case 2: weighted_sums<2>(sg, heads, v_blocks, block_rows, kv_stride, n_kv, d0, width, og, out_stride); break;
-        case 3: weighted_sums<3>(sg, heads, v_blocks, block_rows, kv_stride, n_kv, d0, width, og, out_stride); break;
-        default: weighted_sums<4>(sg, heads, v_blocks, block_rows, kv_stride, n_kv, d0, width, og, out_stride); break;
+        case 1: weighted_sums<1>(b, sb, v_blocks, block_rows, kv_stride, d0, width); break;
+        case 2: weighted_sums<2>(b, sb, v_blocks, block_rows, kv_stride, d0, width); break;
+        case 3: weighted_sums<3>(b, sb, v_blocks, block_rows, kv_stride, d0, width); break;
+        default: weighted_sums<4>(b, sb, v_blocks, block_rows, kv_stride, d0, width); break;
       }
     }
   }
@@ -445,15 +486,15 @@ void attention_heads_avx2(const float* q, int64_t q_stride, int64_t n_q, const f
 
 void attention_head_avx2(const float* q, const float* const* k_blocks, const float* const* v_blocks, int64_t block_rows,
                          int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
-  attention_heads_avx2(q, head_dim, 1, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out, head_dim,
-                       scratch);
+  const AttentionQueries a{.q = q, .out = out, .n_kv = n_kv};
+  attention_queries_avx2(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
 }
 
 }  // namespace
 
 const VectorKernelTable kVectorKernelsAvx2 = {
-    "avx2",   rms_norm_avx2,       rope_avx2, softmax_avx2,         swiglu_avx2,
-    add_avx2, attention_head_avx2, exp_avx2,  attention_heads_avx2,
+    "avx2",   rms_norm_avx2,       rope_avx2, softmax_avx2,           swiglu_avx2,
+    add_avx2, attention_head_avx2, exp_avx2,  attention_queries_avx2,
 };
 
 }  // namespace mixserve::cpu

@@ -309,7 +309,7 @@ const VectorKernelTable kVectorKernelsAvx512 = {
     add_avx512,
     attention_head_avx512,
     exp_avx512,
-    attention_heads_one_by_one<attention_head_avx512>,
+    attention_queries_one_by_one<attention_head_avx512>,
 };
 
 }  // namespace mixserve::cpu

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "backends/cpu/vector_kernels.h"
+
 namespace mixserve::cpu {
 
 /// One implementation of every vector kernel (same contracts as vector_kernels.h).
@@ -24,21 +26,23 @@ struct VectorKernelTable {
                          int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch);
   /// y[i] = exp(x[i]) with the variant's own exp (the one softmax and swiglu use); y may alias x.
   void (*exp)(const float* x, float* y, int64_t n);
-  /// See mixserve::cpu::attention_heads_paged: n_q heads over the same keys and values, each the
+  /// See mixserve::cpu::attention_queries_paged: queries over the same keys and values, each the
   /// bits attention_head gives it.
-  void (*attention_heads)(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
-                          const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
-                          int64_t n_kv, float scale, float* out, int64_t out_stride, float* scratch);
+  void (*attention_queries)(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
+                            int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch);
 };
 
-/// attention_heads as one attention_head call per head (for variants without a grouped kernel).
+/// attention_queries as one attention_head call per query (for variants without a grouped kernel).
 template <auto kAttentionHead>
-void attention_heads_one_by_one(const float* q, int64_t q_stride, int64_t n_q, const float* const* k_blocks,
-                                const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
-                                int64_t n_kv, float scale, float* out, int64_t out_stride, float* scratch) {
-  for (int64_t i = 0; i < n_q; ++i) {
-    kAttentionHead(q + i * q_stride, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale,
-                   out + i * out_stride, scratch + i * n_kv);
+void attention_queries_one_by_one(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
+                                  int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale,
+                                  float* scratch) {
+  for (int64_t t = 0; t < a.n_tokens; ++t) {
+    for (int64_t h = 0; h < a.n_heads; ++h) {
+      const int64_t at = t * a.token_stride + h * a.head_stride;
+      kAttentionHead(a.q + at, k_blocks, v_blocks, block_rows, kv_stride, head_dim, a.n_kv + t, scale, a.out + at,
+                     scratch);
+    }
   }
 }
 
