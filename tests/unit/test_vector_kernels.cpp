@@ -583,6 +583,18 @@ TEST(VectorKernels, PublicFunctionsRejectBadArguments) {
     expect_invalid([&] { queries(2, 3, 8, 16, big_work.data()); });  // 9 rows: the third block, null
     EXPECT_NO_THROW(queries(2, 2, 8, 16, big_work.data()));
     EXPECT_NO_THROW(queries(4, 1, 8, 8, big_work.data()));
+    // Token 0 attending to no row gets zeros; token 1 still attends to its one row.
+    std::fill(cache.begin(), cache.end(), 0.5f);
+    std::fill(os.begin(), os.end(), 7.0f);
+    AttentionQueries none;
+    none.q = qs.data();
+    none.out = os.data();
+    none.n_tokens = 2;
+    none.token_stride = 8;
+    none.n_kv = 0;
+    attention_queries_paged(none, blocks, blocks, 4, 8, 8, 1.0f, big_work.data());
+    for (int d = 0; d < 8; ++d) EXPECT_EQ(os[static_cast<size_t>(d)], 0.0f);
+    for (int d = 8; d < 16; ++d) EXPECT_EQ(os[static_cast<size_t>(d)], 0.5f);  // the one row's values
   }
 
   // Empty inputs are no-ops, even with null pointers.

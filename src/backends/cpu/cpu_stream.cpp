@@ -31,11 +31,10 @@ int64_t matmul_grain(int64_t rows, int n_threads, int64_t n_tok) {
 // Tokens per work item of a matrix product: all of them up to kMaxItemTokens (a decoding batch),
 // else equal ranges of at most that many, in multiples of 4 (the AVX2 tiles' width). With row
 // ranges alone, a 512-token prompt had about two items per thread per product, and one thread
-// waited for the other for 4% of the run (Zen 3 VM, perf; 1% with token ranges). 16 rather than
-// 32 tokens: the AVX2 kernel's running sums and activations for 16 tokens stay in L1 (bench_matmul
-// BM_Prefill 1 thread, 16- against 32-token panels: 100 against 113 ms, best of 5), and the weights,
-// read once per range, come from L3 (TinyLlama pp512, 10 alternating runs: 98-127 against 60-124
-// t/s, mean 111 against 101).
+// waited for the other for 4% of the run (Zen 3 VM, perf; 1% with token ranges). 16: the AVX2
+// kernel's activation panel (kMaxPanel in matmul_quant_avx2.cpp, where the measurements are), so
+// the ranges read the weights no more often than the kernel does (TinyLlama pp512, 10 alternating
+// runs, ranges of 16 against 32: mean 111 against 101 t/s).
 constexpr int64_t kMaxItemTokens = 16;
 
 int64_t matmul_token_grain(int64_t n_tok) {

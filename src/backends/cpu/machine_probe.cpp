@@ -150,6 +150,12 @@ std::pair<size_t, size_t> slice(size_t n, int ith, int nth) {
           lines * (static_cast<size_t>(ith) + 1) / static_cast<size_t>(nth) * 16};
 }
 
+void check_repetitions(int repetitions) {
+  if (repetitions < 1 || repetitions > 1000) {
+    fail(ErrorCode::kInvalidArgument, "read bandwidth repetitions ", repetitions, " is out of range [1, 1000]");
+  }
+}
+
 }  // namespace
 
 ReadBandwidthProbe::ReadBandwidthProbe(ThreadPool& pool, size_t bytes) : pool_(pool) {
@@ -180,9 +186,7 @@ ReadBandwidthProbe::~ReadBandwidthProbe() {
 }
 
 double ReadBandwidthProbe::measure(int repetitions) {
-  if (repetitions < 1 || repetitions > 1000) {
-    fail(ErrorCode::kInvalidArgument, "read bandwidth repetitions ", repetitions, " is out of range [1, 1000]");
-  }
+  check_repetitions(repetitions);
   const probe::ReadLoop& loop = read_loop();
   std::vector<double> sinks(static_cast<size_t>(pool_.size()));
   double best = INFINITY;
@@ -201,9 +205,7 @@ double ReadBandwidthProbe::measure(int repetitions) {
 }
 
 double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repetitions) {
-  if (repetitions < 1 || repetitions > 1000) {  // before allocating anything
-    fail(ErrorCode::kInvalidArgument, "read bandwidth repetitions ", repetitions, " is out of range [1, 1000]");
-  }
+  check_repetitions(repetitions);  // before allocating anything
   return ReadBandwidthProbe(pool, bytes).measure(repetitions);
 }
 
