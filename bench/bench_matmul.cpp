@@ -3,6 +3,7 @@
 // batched prefill products (GFLOP/s), per weight type and TinyLlama-1.1B shape, on 1 and 2 threads.
 //
 //   build/bin/bench_matmul --benchmark_filter='Matvec|ReadBandwidth'
+//   build/bin/bench_matmul --benchmark_filter=DecodeStep   (kernel vs plain reads, a whole step)
 //
 // Counters: bytes_per_second = weight bytes streamed; flops = 2*k*n*n_tok per second;
 // of_read_bw = decode bandwidth / 2-thread read bandwidth measured just before (the physical
@@ -294,6 +295,85 @@ void BM_DecodeBatch(benchmark::State& state) {
   state.SetLabel(shape_label(type, packed, k, n, n_threads) + " batch " + std::to_string(batch));
 }
 
+// One decode step's matrix products of TinyLlama-1.1B (per layer: q+k+v, o, gate+up, down; then the
+// output matrix), back to back over the arena (as many layers as fit), on 2 threads that split every
+// product's rows in halves. Each iteration runs the step twice, in turn: with the kernel, and as a
+// plain read of the same bytes (each thread summing its half of each product, as the bandwidth
+// probe does), and as one plain read of all the step's bytes (each thread one half, as the probe).
+// Time = the kernel's pass; of_plain_read = plain pass time / kernel pass time over the run: how
+// close the kernel streams to the bytes' own read speed in the same sequence of products, with the
+// host's drift (alternate passes) cancelled out; plain_read_GBps and one_read_GBps: the two reads'
+// speeds (their difference is the cost of starting and ending 89 products).
+void BM_DecodeStep(benchmark::State& state) {
+  const DType type = kTypes[state.range(0)];
+  struct Product {
+    int64_t k, n;
+  };
+  const Product layer[] = {{2048, 2048 + 256 + 256}, {2048, 2048}, {2048, 2 * 5632}, {5632, 2048}};
+  const Product output{2048, 32000};
+  const auto bytes_of = [&](const Product& p) { return *dtype_row_bytes(type, p.k) * static_cast<size_t>(p.n); };
+  size_t per_layer = 0;
+  for (const Product& p : layer) per_layer += bytes_of(p);
+  const auto n_layers = static_cast<int64_t>(std::min<size_t>(22, (kArenaBytes - bytes_of(output)) / per_layer));
+  std::vector<Product> step;
+  for (int64_t l = 0; l < n_layers; ++l) step.insert(step.end(), std::begin(layer), std::end(layer));
+  step.push_back(output);
+  if (!cpu::packed_matmul_available(type, 2048, *dtype_row_bytes(type, 2048))) {
+    state.SkipWithError("no packed kernel here");
+    return;
+  }
+  // Packed as rows of 2048 elements: whole packed groups back to back, so rows of 5632 read valid
+  // groups too.
+  const uint8_t* base = arena(type, 2048);
+  const auto x2048 = activations(type, 2048, 1);
+  const auto x5632 = activations(type, 5632, 1);
+  std::vector<float> y(32000);
+  std::vector<float> sink(2);
+  size_t step_bytes = 0;
+  double kernel_s = 0.0, plain_s = 0.0, whole_s = 0.0;
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    size_t off = 0;
+    for (const Product& p : step) {
+      const auto& x = p.k == 2048 ? x2048 : x5632;
+      run_rows(2, type, true, p.k, base + off, *dtype_row_bytes(type, p.k), p.n, x.data(), x.size(), 1, y.data());
+      off += bytes_of(p);
+    }
+    const double kernel = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    step_bytes = off;
+    t0 = std::chrono::steady_clock::now();
+    off = 0;
+    for (const Product& p : step) {
+      const size_t bytes = bytes_of(p);
+      pool(2).run([&](int ith, int nth) {
+        const size_t share = bytes / static_cast<size_t>(nth) / 128 * 128;
+        const size_t begin = share * static_cast<size_t>(ith);
+        const size_t end = ith == nth - 1 ? bytes / 128 * 128 : begin + share;
+        sink[static_cast<size_t>(ith)] += read_sum(base + off + begin, end - begin);
+      });
+      off += bytes;
+    }
+    plain_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    t0 = std::chrono::steady_clock::now();
+    pool(2).run([&](int ith, int nth) {
+      const size_t share = off / static_cast<size_t>(nth) / 128 * 128;
+      sink[static_cast<size_t>(ith)] += read_sum(base + share * static_cast<size_t>(ith), share);
+    });
+    whole_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    kernel_s += kernel;
+    state.SetIterationTime(kernel);
+  }
+  benchmark::DoNotOptimize(sink.data());
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * step_bytes));
+  state.counters["of_plain_read"] = plain_s / kernel_s;
+  state.counters["plain_read_GBps"] =
+      static_cast<double>(step_bytes) * static_cast<double>(state.iterations()) / plain_s / 1e9;
+  state.counters["one_read_GBps"] =
+      static_cast<double>(step_bytes) * static_cast<double>(state.iterations()) / whole_s / 1e9;
+  state.SetLabel(std::string(dtype_name(type)) + " packed, " + std::to_string(n_layers) + " layers + output, " +
+                 std::to_string(step_bytes >> 20) + " MiB, 2T " + cpu::matmul_variant(type));
+}
+
 // The last argument of every product benchmark: 1 = packed weights (Q4_0 and Q8_0 only).
 std::vector<int64_t> layouts(int64_t type) {
   return type < 2 ? std::vector<int64_t>{0, 1} : std::vector<int64_t>{0};
@@ -353,6 +433,7 @@ BENCHMARK(BM_DecodeBatch)
     ->ArgNames({"type", "shape", "batch", "threads", "packed"})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DecodeStep)->Arg(0)->Arg(1)->ArgName("type")->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Prefill)
     ->Apply(prefill_args)
     ->ArgNames({"type", "shape", "threads", "packed"})

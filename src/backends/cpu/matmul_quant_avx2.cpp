@@ -240,13 +240,22 @@ inline __m256 step(const __m256i (&a)[8], const __m256i (&sgn)[8], __m256 dw, co
 /// NTA hint 39-46 t/s; 2048 and 1536 bytes did no better, 3072 and 4096 worse.
 constexpr int64_t kPrefetchAhead = 1024;
 
+/// Prefetches the line holding p, non-temporal. An asm statement, not _mm_prefetch: GCC schedules
+/// the builtin like any instruction and moved the second stream's prefetches up among the first
+/// stream's arithmetic; volatile asm statements keep their order, so each row's prefetches go out
+/// right before its own group's work (Zen 3, TinyLlama decode, steps alternating between the two
+/// in one process: Q4_0 8-11% and Q8_0 5-6% less time per token).
+inline void prefetch_nta(const uint8_t* p) {
+  asm volatile("prefetchnta %a0" : : "p"(p));
+}
+
 /// Group g of one row (both halves) into acc, after prefetching every line of the group
 /// kPrefetchAhead bytes further (in either layout a group is 16 whole blocks in a row).
 template <class W, bool kPacked>
 inline void row_group(const uint8_t* row, int64_t nb, int64_t g, const XGroup& xg, __m256 (&acc)[2]) {
   constexpr size_t kGroupBytes = W::kPackedGroupBytes;
   const uint8_t* ahead = row + g * kGroupBytes + kPrefetchAhead;
-  for (size_t i = 0; i < kGroupBytes; i += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + i), _MM_HINT_NTA);
+  for (size_t i = 0; i < kGroupBytes; i += 64) prefetch_nta(ahead + i);
   for (int h = 0; h < 2; ++h) {
     __m256i a[8], sgn[8];
     __m256 dw;
