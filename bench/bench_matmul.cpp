@@ -297,13 +297,13 @@ void BM_DecodeBatch(benchmark::State& state) {
 
 // One decode step's matrix products of TinyLlama-1.1B (per layer: q+k+v, o, gate+up, down; then the
 // output matrix), back to back over the arena (as many layers as fit), on 2 threads that split every
-// product's rows in halves. Each iteration runs the step twice, in turn: with the kernel, and as a
-// plain read of the same bytes (each thread summing its half of each product, as the bandwidth
-// probe does), and as one plain read of all the step's bytes (each thread one half, as the probe).
-// Time = the kernel's pass; of_plain_read = plain pass time / kernel pass time over the run: how
-// close the kernel streams to the bytes' own read speed in the same sequence of products, with the
-// host's drift (alternate passes) cancelled out; plain_read_GBps and one_read_GBps: the two reads'
-// speeds (their difference is the cost of starting and ending 89 products).
+// product's rows in halves. Each iteration passes over the step's bytes three times in turn: with
+// the kernel; as plain reads, product by product (each thread summing its half of each, as the
+// bandwidth probe does); and as one plain read of all of them (each thread one half). Time = the
+// kernel's pass. of_plain_read = product-by-product read time / kernel time over the run: how close
+// the kernel streams to the bytes' own read speed in the same sequence of products, with the host's
+// drift cancelled out by the alternation. plain_read_GBps and one_read_GBps: the two reads' speeds
+// (their difference is the cost of starting and ending the step's 89 products).
 void BM_DecodeStep(benchmark::State& state) {
   const DType type = kTypes[state.range(0)];
   struct Product {
