@@ -106,15 +106,22 @@ __attribute__((target("avx2"))) float read_sum(const uint8_t* p, size_t n) {
   return out[0];
 }
 
-// One pass of every thread summing its contiguous share of the 1 GiB arena.
-void read_pass(int n_threads) {
-  const uint8_t* base = arena_any();
+// One pass of n_threads threads over [p, p + bytes), each summing a contiguous share of whole
+// 128-byte chunks (the last thread the rest).
+void read_split(const uint8_t* p, size_t bytes, int n_threads) {
   std::vector<float> sink(static_cast<size_t>(n_threads));
   pool(n_threads).run([&](int ith, int nth) {
-    const size_t share = kArenaBytes / static_cast<size_t>(nth) / 128 * 128;
-    sink[static_cast<size_t>(ith)] = read_sum(base + share * static_cast<size_t>(ith), share);
+    const size_t share = bytes / static_cast<size_t>(nth) / 128 * 128;
+    const size_t begin = share * static_cast<size_t>(ith);
+    const size_t end = ith == nth - 1 ? bytes / 128 * 128 : begin + share;
+    sink[static_cast<size_t>(ith)] = read_sum(p + begin, end - begin);
   });
   benchmark::DoNotOptimize(sink.data());
+}
+
+// One pass of every thread summing its contiguous share of the 1 GiB arena.
+void read_pass(int n_threads) {
+  read_split(arena_any(), kArenaBytes, n_threads);
 }
 
 // Best of two 2-thread passes now: the streaming limit decode is compared with (bytes/s). It is
@@ -328,7 +335,6 @@ void BM_DecodeStep(benchmark::State& state) {
   const auto x2048 = activations(type, 2048, 1);
   const auto x5632 = activations(type, 5632, 1);
   std::vector<float> y(32000);
-  std::vector<float> sink(2);
   size_t step_bytes = 0;
   double kernel_s = 0.0, plain_s = 0.0, whole_s = 0.0;
   for (auto _ : state) {
@@ -344,26 +350,16 @@ void BM_DecodeStep(benchmark::State& state) {
     t0 = std::chrono::steady_clock::now();
     off = 0;
     for (const Product& p : step) {
-      const size_t bytes = bytes_of(p);
-      pool(2).run([&](int ith, int nth) {
-        const size_t share = bytes / static_cast<size_t>(nth) / 128 * 128;
-        const size_t begin = share * static_cast<size_t>(ith);
-        const size_t end = ith == nth - 1 ? bytes / 128 * 128 : begin + share;
-        sink[static_cast<size_t>(ith)] += read_sum(base + off + begin, end - begin);
-      });
-      off += bytes;
+      read_split(base + off, bytes_of(p), 2);
+      off += bytes_of(p);
     }
     plain_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     t0 = std::chrono::steady_clock::now();
-    pool(2).run([&](int ith, int nth) {
-      const size_t share = off / static_cast<size_t>(nth) / 128 * 128;
-      sink[static_cast<size_t>(ith)] += read_sum(base + share * static_cast<size_t>(ith), share);
-    });
+    read_split(base, off, 2);
     whole_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     kernel_s += kernel;
     state.SetIterationTime(kernel);
   }
-  benchmark::DoNotOptimize(sink.data());
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * step_bytes));
   state.counters["of_plain_read"] = plain_s / kernel_s;
   state.counters["plain_read_GBps"] =
