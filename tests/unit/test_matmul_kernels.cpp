@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -395,6 +396,39 @@ TEST(MatmulKernels, PublicEntryPointsRejectBadArguments) {
   const std::string name = matmul_variant(DType::kQ8_0);
   EXPECT_EQ(name, usable_matmul_kernels().back()->name);
   EXPECT_EQ(name, active_matmul_kernels().name);
+}
+
+// The AVX2 kernels keep each thread's last arranged activations and reuse them while the next
+// call's activations have the same bytes (arranged_once). Activations changed in place, by one
+// byte anywhere, or the same bytes under the other weight format, must give what a thread that
+// never saw the old ones computes.
+TEST(MatmulKernels, ActivationsChangedInPlaceAreNotMistakenForTheLastOnes) {
+  for (const MatmulKernelTable* v : usable_matmul_kernels()) {
+    for (int64_t n_tok : {1, 5}) {
+      Problem p4 = make_problem(DType::kQ4_0, 17 * 32, 19, n_tok, 5);
+      Problem p8 = make_problem(DType::kQ8_0, 17 * 32, 19, n_tok, 5);
+      std::vector<uint8_t> x = convert(*v, p4);
+      ASSERT_EQ(x, convert(*v, p8));  // both formats multiply Q8_0 activations
+      const auto fresh = [&](const Problem& p) {
+        std::vector<float> y;
+        std::thread([&] { y = run(*v, p, x); }).join();
+        return y;
+      };
+      const std::string what = std::string(v->name) + " n_tok=" + std::to_string(n_tok);
+      auto last = run(*v, p4, x);
+      // A quant byte of the last block, a scale of the first block, a quant byte in between.
+      const size_t positions[] = {x.size() - 1, 0, x.size() / 2 + 3};
+      for (size_t pos : positions) {
+        x[pos] = pos % 34 < 2 ? static_cast<uint8_t>(x[pos] ^ 1) : static_cast<uint8_t>(x[pos] == 5 ? 6 : 5);
+        const auto y = run(*v, p4, x);
+        EXPECT_NE(y, last) << what << " byte " << pos;
+        EXPECT_EQ(std::memcmp(y.data(), fresh(p4).data(), y.size() * sizeof(float)), 0) << what << " byte " << pos;
+        last = y;
+      }
+      const auto y8 = run(*v, p8, x);
+      EXPECT_EQ(std::memcmp(y8.data(), fresh(p8).data(), y8.size() * sizeof(float)), 0) << what << " q8_0 after q4_0";
+    }
+  }
 }
 
 TEST(MatmulKernels, PublicPathMatchesReference) {

@@ -19,15 +19,6 @@ void check_host(const hal::Tensor* t, const char* what, const hal::Op& op) {
                  " is not in host memory");
 }
 
-// Rows per work item for a matrix product: enough to amortise dispatch, small enough to balance.
-// A batch takes fewer, larger items: each item converts every token's activations into the
-// kernel's layout again (measured 3-4% of a 16-token step with 8 items per thread).
-int64_t matmul_grain(int64_t rows, int n_threads, int64_t n_tok) {
-  const int64_t per_thread = (rows + n_threads - 1) / n_threads;
-  int64_t grain = std::max<int64_t>(16, per_thread / (n_tok > 1 ? 2 : 8));
-  return (grain + 15) / 16 * 16;
-}
-
 // Tokens per work item of a matrix product: all of them up to kMaxItemTokens (a decoding batch),
 // else equal ranges of at most that many, in multiples of 4 (the AVX2 tiles' width). With row
 // ranges alone, a 512-token prompt had about two items per thread per product, and one thread
@@ -42,6 +33,18 @@ int64_t matmul_token_grain(int64_t n_tok) {
   const int64_t ranges = (n_tok + kMaxItemTokens - 1) / kMaxItemTokens;
   const int64_t per_range = (n_tok + ranges - 1) / ranges;
   return (per_range + 3) / 4 * 4;
+}
+
+// Rows per work item for a matrix product: enough to amortise dispatch, small enough to balance.
+// One token takes 8 items per thread (4, 12 and 16 were no faster). A small batch (sequences
+// decoding together) takes as many as its kernels run best with (matmul_batch_items_per_thread),
+// and a prompt, already split into ranges of tokens, 2: each item converts its tokens' activations
+// into the kernel's layout again (measured 3-4% of a 16-token step with 8 items per thread).
+int64_t matmul_grain(int64_t rows, int n_threads, int64_t n_tok, DType wtype) {
+  const int64_t per_thread = (rows + n_threads - 1) / n_threads;
+  const int64_t items = n_tok == 1 ? 8 : n_tok <= kMaxItemTokens ? matmul_batch_items_per_thread(wtype) : 2;
+  const int64_t grain = std::max<int64_t>(16, per_thread / items);
+  return (grain + 15) / 16 * 16;
 }
 
 // Consecutive tokens of a prompt whose queries (times the heads sharing a KV head) attention
@@ -178,7 +181,7 @@ void CpuStream::mat_mul(std::span<const hal::Op> ops) {
     const hal::Op* op;
     int64_t r0, r1, t0, t1;
   };
-  const int64_t grain = matmul_grain(total_rows, pool_.size(), n_tok);
+  const int64_t grain = matmul_grain(total_rows, pool_.size(), n_tok, wtype);
   const int64_t token_grain = matmul_token_grain(n_tok);
   std::vector<Item> items;
   for (int64_t t = 0; t < n_tok; t += token_grain) {

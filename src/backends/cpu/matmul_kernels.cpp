@@ -2,6 +2,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "backends/cpu/matmul_variants.h"
@@ -67,9 +68,13 @@ const MatmulKernelTable& active_matmul_kernels() {
   return *table;
 }
 
-void* matmul_scratch(size_t bytes) {
-  thread_local std::unique_ptr<void, FreeDeleter> buffer;
-  thread_local size_t capacity = 0;
+void* matmul_scratch(size_t bytes, int slot) {
+  constexpr int kSlots = 2;
+  MIXSERVE_CHECK(slot >= 0 && slot < kSlots, "matmul_scratch: slot ", slot, " out of range");
+  thread_local std::unique_ptr<void, FreeDeleter> buffers[kSlots];
+  thread_local size_t capacities[kSlots] = {};
+  auto& buffer = buffers[slot];
+  size_t& capacity = capacities[slot];
   if (bytes > capacity) {
     const size_t rounded = (bytes + 4095) / 4096 * 4096;
     buffer.reset();
@@ -78,6 +83,7 @@ void* matmul_scratch(size_t bytes) {
       capacity = 0;
       fail(ErrorCode::kResourceExhausted, "matmul: cannot allocate ", rounded, " bytes of scratch");
     }
+    std::memset(p, 0, rounded);
     buffer.reset(p);
     capacity = rounded;
   }
@@ -139,6 +145,11 @@ void matmul_packed_rows(DType wtype, int64_t k, const void* w, size_t w_row_byte
   }
   if (!check_matmul("matmul_packed_rows", wtype, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride)) return;
   active_matmul_kernels().matmul_packed_rows(wtype, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride);
+}
+
+int64_t matmul_batch_items_per_thread(DType wtype) {
+  check_type(wtype, "matmul_batch_items_per_thread");
+  return wtype == DType::kQ8_0 || wtype == DType::kQ4_0 ? active_matmul_kernels().quant_batch_items_per_thread : 2;
 }
 
 const char* matmul_variant(DType wtype) {

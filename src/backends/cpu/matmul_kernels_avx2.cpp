@@ -186,9 +186,15 @@ void matmul_packed_rows_avx2(DType wtype, int64_t k, const void* w, size_t w_row
   matmul_quant_avx2(wtype, true, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride);
 }
 
+// The quantised kernels arrange a small batch's activations once per thread and product
+// (arranged_once in matmul_quant_avx2.cpp), so a batch's products can be split finely: 16 items
+// per thread instead of 2 made 16 sequences' decode steps 4-6% faster (Zen 3 VM, TinyLlama Q4_0,
+// steps alternating in one process).
+constexpr int kQuantBatchItemsPerThread = 16;
+
 }  // namespace
 
 const MatmulKernelTable kMatmulKernelsAvx2 = {"avx2", convert_activation_avx2, matmul_rows_avx2,
-                                              matmul_packed_rows_avx2};
+                                              matmul_packed_rows_avx2, kQuantBatchItemsPerThread};
 
 }  // namespace mixserve::cpu

@@ -8,10 +8,12 @@
 // Here the 16 partials are two 8-lane vectors, one per half of a group (positions 0-7 and 8-15).
 // For one half, operand register j holds in dword i the bytes 4j..4j+3 of the weight block at
 // position i (packed: half of register j; GGUF layout: an 8x4 dword transposition of the blocks),
-// and the activations are arranged likewise per token once per call, so a product is 8 maddubs
+// and the activations are arranged likewise per token, once per thread and product, so a product is 8 maddubs
 // whose 16-bit lanes never overflow (Q4_0: |nibble * x| pairs <= 3810, 8 of them <= 30480), one
 // madd, one conversion and one fma for 8 blocks.
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "backends/cpu/matmul_variants.h"
 #include "backends/cpu/weight_packing.h"
@@ -448,6 +450,40 @@ void rows_tokens(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r
 constexpr int64_t kPanelBytes = 256 * 1024;
 constexpr int64_t kMaxPanel = 16;
 
+// Activations of n_tok tokens (rows xrb bytes apart) arranged for weights of W, ng groups per
+// token, kept per thread: the work items of one product multiply the same activations, so each
+// thread arranges them once per product, not once per item (8 to 16 items per thread). The
+// arrangement is a function of the rows' bytes alone, which the memo compares in full.
+template <class W>
+const XGroup* arranged_once(const uint8_t* x, size_t xrb, int64_t nb, int64_t n_tok) {
+  const int64_t ng = (nb + kGroup - 1) / kGroup;
+  const auto row_bytes = static_cast<size_t>(nb) * sizeof(BlockQ8_0);
+  const auto groups_bytes = static_cast<size_t>(n_tok * ng) * sizeof(XGroup);
+  struct Header {
+    const int32_t* order;
+    int32_t corr;
+    int64_t nb, n_tok;
+  };
+  static_assert(sizeof(Header) <= sizeof(XGroup));
+  auto* base =
+      static_cast<uint8_t*>(matmul_scratch(sizeof(XGroup) + groups_bytes + row_bytes * static_cast<size_t>(n_tok), 1));
+  auto* header = reinterpret_cast<Header*>(base);
+  auto* groups = reinterpret_cast<XGroup*>(base + sizeof(XGroup));
+  uint8_t* key = base + sizeof(XGroup) + groups_bytes;
+  bool same = header->order == W::kOrder && header->corr == W::kCorr && header->nb == nb && header->n_tok == n_tok;
+  for (int64_t t = 0; same && t < n_tok; ++t) same = std::memcmp(key + t * row_bytes, x + t * xrb, row_bytes) == 0;
+  if (same) return groups;
+  for (int64_t t = 0; t < n_tok; ++t) {
+    arrange_x(x + t * xrb, nb, W::kOrder, W::kCorr, groups + t * ng);
+    std::memcpy(key + t * row_bytes, x + t * xrb, row_bytes);
+  }
+  header->order = W::kOrder;
+  header->corr = W::kCorr;
+  header->nb = nb;
+  header->n_tok = n_tok;
+  return groups;
+}
+
 template <class W, bool kPacked>
 void matmul(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, const uint8_t* x, size_t xrb,
             int64_t n_tok, float* y, int64_t ys) {
@@ -456,12 +492,10 @@ void matmul(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, con
   const auto token_bytes = static_cast<int64_t>(ng * sizeof(XGroup));
   const int64_t panel = min_i64(n_tok, max_i64(1, min_i64(kMaxPanel, kPanelBytes / token_bytes)));
   const int64_t acc_bytes = kRowBlock * panel * 2 * static_cast<int64_t>(sizeof(__m256));
-  auto* scratch = static_cast<uint8_t*>(matmul_scratch(static_cast<size_t>(panel * token_bytes + acc_bytes)));
-  auto* xg = reinterpret_cast<XGroup*>(scratch);
-  auto* acc = reinterpret_cast<__m256*>(scratch + panel * token_bytes);
+  auto* acc = static_cast<__m256*>(matmul_scratch(static_cast<size_t>(acc_bytes)));
   for (int64_t t0 = 0; t0 < n_tok; t0 += panel) {
     const int64_t tp = min_i64(panel, n_tok - t0);
-    for (int64_t t = 0; t < tp; ++t) arrange_x(x + (t0 + t) * xrb, nb, W::kOrder, W::kCorr, xg + t * ng);
+    const XGroup* xg = arranged_once<W>(x + t0 * xrb, xrb, nb, tp);
     if (tp == 1) {
       rows_one_token<W, kPacked>(w, wrb, nb, r0, r1, xg, y + t0 * ys);
     } else {

@@ -22,6 +22,8 @@ struct MatmulKernelTable {
   /// See mixserve::cpu::matmul_packed_rows; nullptr when the variant has no packed kernels.
   void (*matmul_packed_rows)(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                              const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride);
+  /// See mixserve::cpu::matmul_batch_items_per_thread, for Q8_0 and Q4_0 weights.
+  int quant_batch_items_per_thread;
 };
 
 /// The portable scalar kernels (always usable).
@@ -52,8 +54,9 @@ void matmul_quant_avx512(DType wtype, bool packed, int64_t k, const void* w, siz
 void matmul_quant_avx2(DType wtype, bool packed, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                        const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride);
 
-/// A 64-byte aligned per-thread scratch area of at least `bytes` bytes, valid until the next call
-/// on the same thread. Lives in generic code so SIMD files instantiate no shared library templates.
-void* matmul_scratch(size_t bytes);
+/// A 64-byte aligned per-thread scratch area of at least `bytes` bytes: one per `slot` (0 or 1) and
+/// thread, zero when first allocated or grown, and keeping its contents between calls that do not
+/// grow it. Lives in generic code so SIMD files instantiate no shared library templates.
+void* matmul_scratch(size_t bytes, int slot = 0);
 
 }  // namespace mixserve::cpu
