@@ -251,10 +251,11 @@ inline void prefetch_nta(const uint8_t* p) {
   asm volatile("prefetchnta %a0" : : "p"(p));
 }
 
-/// Group g of one row (both halves) into acc, after prefetching every line of the group
-/// kPrefetchAhead bytes further (in either layout a group is 16 whole blocks in a row).
-template <class W, bool kPacked>
-inline void row_group(const uint8_t* row, int64_t nb, int64_t g, const XGroup& xg, __m256 (&acc)[2]) {
+/// Group g of one row (both halves) into acc[t] for T tokens (token t's group at xg[t * ng]), after
+/// prefetching every line of the group kPrefetchAhead bytes further (in either layout a group is 16
+/// whole blocks in a row). Each token gets the operations of a pass of its own.
+template <class W, bool kPacked, int T>
+inline void row_group(const uint8_t* row, int64_t nb, int64_t g, const XGroup* xg, int64_t ng, __m256 (&acc)[T][2]) {
   constexpr size_t kGroupBytes = W::kPackedGroupBytes;
   const uint8_t* ahead = row + g * kGroupBytes + kPrefetchAhead;
   for (size_t i = 0; i < kGroupBytes; i += 64) prefetch_nta(ahead + i);
@@ -262,36 +263,44 @@ inline void row_group(const uint8_t* row, int64_t nb, int64_t g, const XGroup& x
     __m256i a[8], sgn[8];
     __m256 dw;
     operands<W, kPacked>(row, nb, g, h, a, sgn, dw);
-    acc[h] = step<W>(a, sgn, dw, xg, h, acc[h]);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) acc[t][h] = step<W>(a, sgn, dw, xg[t * ng], h, acc[t][h]);
   }
 }
 
-/// One token: y[r] for r in [r0, r1). The range is read as two streams at once, rows from its
-/// first and second halves in step, so that a core has more reads in flight (Zen 3, TinyLlama
-/// decode, alternating runs: Q4_0 39-46 -> 42-50 t/s, Q8_0 25 -> 25-26 t/s, 71-78% -> 72-88% of
-/// the roofline of each run's moment).
-template <class W, bool kPacked>
-void rows_one_token(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r1, const XGroup* xg, float* y) {
+/// T tokens (token t's groups from xg + t * ng, outputs at y + t * ys): y[r] for r in [r0, r1),
+/// streaming the rows once, each group's operands prepared once for the T tokens' passes. The range
+/// is read as two streams at once, rows from its first and second halves in step, so that a core
+/// has more reads in flight (one token, Zen 3, TinyLlama decode, alternating runs: Q4_0 39-46 ->
+/// 42-50 t/s, Q8_0 25 -> 25-26 t/s, 71-78% -> 72-88% of the roofline of each run's moment).
+template <class W, bool kPacked, int T>
+void rows_streamed(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r1, const XGroup* xg, float* y,
+                   int64_t ys) {
   const int64_t ng = (nb + kGroup - 1) / kGroup;
   const int64_t half = (r1 - r0) / 2;
   int64_t r = r0;
   for (; r < r0 + half; ++r) {
     const uint8_t* row_a = w + r * wrb;
     const uint8_t* row_b = w + (r + half) * wrb;
-    __m256 acc_a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m256 acc_b[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t g = 0; g < ng; ++g) {
-      row_group<W, kPacked>(row_a, nb, g, xg[g], acc_a);
-      row_group<W, kPacked>(row_b, nb, g, xg[g], acc_b);
+    __m256 acc_a[T][2], acc_b[T][2];
+    for (int t = 0; t < T; ++t) {
+      acc_a[t][0] = acc_a[t][1] = acc_b[t][0] = acc_b[t][1] = _mm256_setzero_ps();
     }
-    y[r] = hsum16(acc_a[0], acc_a[1]);
-    y[r + half] = hsum16(acc_b[0], acc_b[1]);
+    for (int64_t g = 0; g < ng; ++g) {
+      row_group<W, kPacked, T>(row_a, nb, g, xg + g, ng, acc_a);
+      row_group<W, kPacked, T>(row_b, nb, g, xg + g, ng, acc_b);
+    }
+    for (int t = 0; t < T; ++t) {
+      y[t * ys + r] = hsum16(acc_a[t][0], acc_a[t][1]);
+      y[t * ys + r + half] = hsum16(acc_b[t][0], acc_b[t][1]);
+    }
   }
   for (r += half; r < r1; ++r) {
     const uint8_t* row = w + r * wrb;
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t g = 0; g < ng; ++g) row_group<W, kPacked>(row, nb, g, xg[g], acc);
-    y[r] = hsum16(acc[0], acc[1]);
+    __m256 acc[T][2];
+    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < ng; ++g) row_group<W, kPacked, T>(row, nb, g, xg + g, ng, acc);
+    for (int t = 0; t < T; ++t) y[t * ys + r] = hsum16(acc[t][0], acc[t][1]);
   }
 }
 
@@ -399,23 +408,17 @@ void rows_tokens(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r
                  __m256* acc, float* y, int64_t ys) {
   const int64_t ng = (nb + kGroup - 1) / kGroup;
   constexpr auto kGroupBytes = static_cast<int64_t>(W::kPackedGroupBytes);  // either layout
-  // Fewer than 8 tokens make a group's work shorter than its weights take to arrive from memory:
-  // two groups ahead instead of one took 12% (2 tokens) and 8% (4 tokens) less time per decode step
-  // of TinyLlama Q4_0 (Zen 3 VM, steps alternating in one process; 3 or 4 groups no better; Q8_0,
-  // whose tiles take longer, within ±2.5%); from 8 tokens on it made no difference.
-  const int64_t ahead = n_tok < 8 ? 2 : 1;
   RowOperands ops[kRowBlock];
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
     const int64_t nr = min_i64(kRowBlock, r1 - rb);
     for (int64_t g = 0; g < ng; ++g) {
-      // The group `ahead` groups further in the block (or, past its end, in the next block): one row
-      // before each call of tiles, so that the reads spread over the group's work. All 8 rows at once
-      // left the operand loads waiting for memory (bench --batch 16, TinyLlama Q4_0, alternating
-      // runs: 92-111 t/s against 107-127 spread out).
-      const int64_t target = g + ahead;
-      const int64_t pf_row = target < ng ? rb : rb + kRowBlock;
-      const int64_t pf_group = target < ng ? target : target - ng;
-      int64_t pf_next = pf_group < ng ? 0 : kRowBlock;  // nothing to prefetch past a one-group block
+      // The block's next group, or the next block's first group: one row before each call of tiles,
+      // so that the reads spread over the group's work. All 8 rows at once left the operand loads
+      // waiting for memory (bench --batch 16, TinyLlama Q4_0, alternating runs: 92-111 t/s against
+      // 107-127 spread out).
+      const int64_t pf_row = g + 1 < ng ? rb : rb + kRowBlock;
+      const int64_t pf_group = g + 1 < ng ? g + 1 : 0;
+      int64_t pf_next = 0;
       const auto prefetch_row = [&] {
         if (pf_next >= kRowBlock || pf_row + pf_next >= r1) return;
         const uint8_t* next = w + (pf_row + pf_next) * wrb + pf_group * kGroupBytes;
@@ -502,10 +505,21 @@ void matmul(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, con
   for (int64_t t0 = 0; t0 < n_tok; t0 += panel) {
     const int64_t tp = min_i64(panel, n_tok - t0);
     const XGroup* xg = arranged_once<W>(x + t0 * xrb, xrb, nb, tp);
-    if (tp == 1) {
-      rows_one_token<W, kPacked>(w, wrb, nb, r0, r1, xg, y + t0 * ys);
-    } else {
-      rows_tokens<W, kPacked>(w, wrb, nb, r0, r1, xg, tp, acc, y + t0 * ys, ys);
+    // Up to 8 tokens, the rows stream past once with every token's pass (rows_streamed); from 9 on,
+    // the register tiles of rows_tokens, which share each loaded operand between rows and tokens.
+    // Streaming against tiles, decode steps of TinyLlama alternating in one process (Zen 3 VM):
+    // Q4_0 2 tokens 36% less time, 3 27%, 4 21%, 6 21%, 7 22%, 8 9-18%, 12 6% more, 16 11% more;
+    // Q8_0 2 tokens 23% less, 4 16% less, 8 2% more.
+    switch (tp) {
+      case 1: rows_streamed<W, kPacked, 1>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 2: rows_streamed<W, kPacked, 2>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 3: rows_streamed<W, kPacked, 3>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 4: rows_streamed<W, kPacked, 4>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 5: rows_streamed<W, kPacked, 5>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 6: rows_streamed<W, kPacked, 6>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 7: rows_streamed<W, kPacked, 7>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 8: rows_streamed<W, kPacked, 8>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      default: rows_tokens<W, kPacked>(w, wrb, nb, r0, r1, xg, tp, acc, y + t0 * ys, ys);
     }
   }
 }
