@@ -404,7 +404,7 @@ TEST(MatmulKernels, PublicEntryPointsRejectBadArguments) {
 // never saw the old ones computes.
 TEST(MatmulKernels, ActivationsChangedInPlaceAreNotMistakenForTheLastOnes) {
   for (const MatmulKernelTable* v : usable_matmul_kernels()) {
-    for (int64_t n_tok : {1, 5}) {
+    for (int64_t n_tok : {1, 5, 12}) {  // the streamed kernel, then the register tiles
       Problem p4 = make_problem(DType::kQ4_0, 17 * 32, 19, n_tok, 5);
       Problem p8 = make_problem(DType::kQ8_0, 17 * 32, 19, n_tok, 5);
       std::vector<uint8_t> x = convert(*v, p4);

@@ -8,9 +8,9 @@
 // Here the 16 partials are two 8-lane vectors, one per half of a group (positions 0-7 and 8-15).
 // For one half, operand register j holds in dword i the bytes 4j..4j+3 of the weight block at
 // position i (packed: half of register j; GGUF layout: an 8x4 dword transposition of the blocks),
-// and the activations are arranged likewise per token, once per thread and product, so a product is 8 maddubs
-// whose 16-bit lanes never overflow (Q4_0: |nibble * x| pairs <= 3810, 8 of them <= 30480), one
-// madd, one conversion and one fma for 8 blocks.
+// and the activations are arranged likewise per token, once per thread and product, so a product
+// is 8 maddubs whose 16-bit lanes never overflow (Q4_0: |nibble * x| pairs <= 3810, 8 of them <=
+// 30480), one madd, one conversion and one fma for 8 blocks.
 #include <immintrin.h>
 
 #include <cstring>
