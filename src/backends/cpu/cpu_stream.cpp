@@ -37,9 +37,10 @@ int64_t matmul_token_grain(int64_t n_tok) {
 
 // Rows per work item for a matrix product: enough to amortise dispatch, small enough to balance.
 // One token takes 8 items per thread (4, 12 and 16 were no faster). A small batch (sequences
-// decoding together) takes as many as its kernels run best with (matmul_batch_items_per_thread),
-// and a prompt, already split into ranges of tokens, 2: each item converts its tokens' activations
-// into the kernel's layout again (measured 3-4% of a 16-token step with 8 items per thread).
+// decoding together) takes as many as its kernels run best with (matmul_batch_items_per_thread:
+// kernels that convert the activations into their layout on every call pay that per item, 3-4% of
+// a 16-token step with 8 items per thread). A prompt, already split into ranges of tokens, takes 2
+// (16 made no clear difference on AVX2, Zen 3 VM, TinyLlama pp512).
 int64_t matmul_grain(int64_t rows, int n_threads, int64_t n_tok, DType wtype) {
   const int64_t per_thread = (rows + n_threads - 1) / n_threads;
   const int64_t items = n_tok == 1 ? 8 : n_tok <= kMaxItemTokens ? matmul_batch_items_per_thread(wtype) : 2;
