@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <exception>
 #include <system_error>
+#include <utility>
 
 #include "common/error.h"
 
@@ -166,6 +167,45 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
         shared->call(c, ith);
       } catch (...) {
         shared->next.store(shared->count, std::memory_order_relaxed);  // others stop taking chunks
+        throw;
+      }
+    }
+  });
+}
+
+void ThreadPool::parallel_for_guided(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  if (n_threads_ == 1 || n <= grain) {
+    fn(0, n, 0);
+    return;
+  }
+  struct Claims {
+    int64_t n, grain, divisor;
+    const std::function<void(int64_t, int64_t, int)>* fn;
+    std::atomic<int64_t> next{0};
+    // The next chunk [begin, end), whole grains but for the end of the range; begin == n when
+    // none is left.
+    std::pair<int64_t, int64_t> claim() {
+      int64_t begin = next.load(std::memory_order_relaxed);
+      for (;;) {
+        if (begin >= n) return {n, n};
+        const int64_t left = n - begin;
+        const int64_t size = std::max(grain, (left / divisor + grain - 1) / grain * grain);
+        const int64_t end = size >= left ? n : begin + size;
+        if (next.compare_exchange_weak(begin, end, std::memory_order_relaxed)) return {begin, end};
+      }
+    }
+  };
+  Claims claims{n, grain, 2 * static_cast<int64_t>(n_threads_), &fn};
+  run([shared = &claims](int ith, int) {
+    for (;;) {
+      const auto [begin, end] = shared->claim();
+      if (begin >= shared->n) break;
+      try {
+        (*shared->fn)(begin, end, ith);
+      } catch (...) {
+        shared->next.store(shared->n, std::memory_order_relaxed);  // others stop claiming
         throw;
       }
     }

@@ -34,6 +34,14 @@ class ThreadPool {
   void parallel_for(int64_t n, int64_t grain,
                     const std::function<void(int64_t begin, int64_t end, int ith)>& fn);
 
+  /// Like parallel_for, but each chunk is a share of the items left (OpenMP's guided schedule):
+  /// 1/(2 * size()) of them, rounded up to a multiple of `grain`, so the first chunks are large and
+  /// the last ones `grain` items. Threads then finish within about one small chunk of each other
+  /// without paying for many chunks. Chunks start at multiples of `grain`; only the one ending at
+  /// n may be shorter than a multiple of it. Exceptions as in parallel_for.
+  void parallel_for_guided(int64_t n, int64_t grain,
+                           const std::function<void(int64_t begin, int64_t end, int ith)>& fn);
+
   /// Number of hardware threads usable by this process (at least 1).
   static int hardware_threads();
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -123,6 +124,46 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatMulConformance, ::testing::ValuesIn(matmul
                            return std::string(dtype_name(c.type)) + "_k" + std::to_string(c.k) + "_n" +
                                   std::to_string(c.n) + "_t" + std::to_string(c.t);
                          });
+
+// The CPU stream runs consecutive products of one input as one job (run_all): the input converted
+// once, the rows of all of them shared out together, in shrinking chunks that cross from one
+// product into the next when decoding. Each product must still get exactly the bits it gets when
+// run alone, whatever the tokens (one, a decoding batch, a prompt) and threads.
+TEST(OpConformance, ProductsOfOneInputRunTogetherGiveEachOnesBits) {
+  hal::Device& device = cpu_device();
+  constexpr int64_t kK = 256;
+  const std::array<int64_t, 3> rows = {100, 37, 29};  // no multiples of the 16-row chunks
+  for (DType type : {DType::kQ8_0, DType::kQ4_0}) {
+    for (int threads : {1, 2, 3, 4}) {
+      for (int64_t t : {1, 3, 16, 20}) {
+        SCOPED_TRACE(str_cat(dtype_name(type), ", ", threads, " threads, ", t, " tokens"));
+        auto stream = device.create_stream({.n_threads = threads});
+        std::mt19937_64 rng(static_cast<uint64_t>(t * 10 + threads));
+        auto x = make_tensor(device, *stream, DType::kF32, {kK, t, 1, 1},
+                             encode(DType::kF32, random_floats(static_cast<size_t>(kK * t), rng), kK));
+        std::vector<DeviceTensor> w, together, alone;
+        for (int64_t n : rows) {
+          w.push_back(make_tensor(device, *stream, type, {kK, n, 1, 1},
+                                  encode(type, random_floats(static_cast<size_t>(kK * n), rng), kK)));
+          together.push_back(make_tensor(device, *stream, DType::kF32, {n, t, 1, 1}));
+          alone.push_back(make_tensor(device, *stream, DType::kF32, {n, t, 1, 1}));
+        }
+        std::vector<hal::Op> ops;
+        for (size_t i = 0; i < rows.size(); ++i) {
+          ops.push_back(make_op(hal::OpKind::kMatMul, &together[i].tensor, &w[i].tensor, &x.tensor));
+          stream->run(make_op(hal::OpKind::kMatMul, &alone[i].tensor, &w[i].tensor, &x.tensor));
+        }
+        stream->run_all(ops);
+        for (size_t i = 0; i < rows.size(); ++i) {
+          const auto got = read_f32(*stream, together[i]);
+          const auto want = read_f32(*stream, alone[i]);
+          ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << "product " << i;
+          EXPECT_TRUE(guards_intact(*stream, together[i])) << "product " << i << " wrote outside its output";
+        }
+      }
+    }
+  }
+}
 
 TEST(OpConformance, GetRowsAllTypes) {
   for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {

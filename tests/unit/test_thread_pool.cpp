@@ -2,6 +2,7 @@
 // exceptions, misuse, sizes 1 and oversubscribed, construction and destruction.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -9,7 +10,9 @@
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -105,6 +108,78 @@ TEST(ThreadPool, ParallelForCoversTheRangeExactlyOnce) {
       }
     }
   }
+}
+
+// Chunks of a guided loop: [begin, end) in claim order (= order of begin).
+std::vector<std::pair<int64_t, int64_t>> guided_chunks(ThreadPool& pool, int64_t n, int64_t grain) {
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+  pool.parallel_for_guided(n, grain, [&](int64_t begin, int64_t end, int ith) {
+    EXPECT_TRUE(ith >= 0 && ith < pool.size()) << ith;
+    const std::lock_guard<std::mutex> lock(mu);
+    chunks.emplace_back(begin, end);
+  });
+  std::sort(chunks.begin(), chunks.end());
+  return chunks;
+}
+
+TEST(ThreadPool, GuidedParallelForCoversTheRangeExactlyOnceInWholeGrains) {
+  Watchdog dog("guided coverage", std::chrono::seconds(60));
+  const std::vector<int64_t> sizes = {0, 1, 2, 3, 7, 16, 64, 65, 1000, 4097, 11264};
+  const std::vector<int64_t> grains = {-5, 0, 1, 3, 16, 1000, 5000};
+  for (int size : kPoolSizes) {
+    ThreadPool pool(size);
+    for (int64_t n : sizes) {
+      for (int64_t grain : grains) {
+        SCOPED_TRACE("threads=" + std::to_string(size) + " n=" + std::to_string(n) + " grain=" + std::to_string(grain));
+        const int64_t g = std::max<int64_t>(1, grain);
+        const auto chunks = guided_chunks(pool, n, grain);
+        int64_t covered = 0;
+        for (const auto& [begin, end] : chunks) {
+          ASSERT_EQ(begin, covered) << "a gap or an overlap";
+          ASSERT_LT(begin, end);
+          ASSERT_EQ(begin % g, 0) << "a chunk starts inside a grain";
+          if (end != n) {
+            ASSERT_EQ((end - begin) % g, 0) << "a chunk before the last is not whole grains";
+          }
+          covered = end;
+        }
+        ASSERT_EQ(covered, n);
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, GuidedChunksShrinkToOneGrain) {
+  Watchdog dog("guided chunk sizes", std::chrono::seconds(60));
+  ThreadPool pool(4);
+  constexpr int64_t kN = 1 << 16, kGrain = 16;
+  const auto chunks = guided_chunks(pool, kN, kGrain);
+  ASSERT_GE(chunks.size(), 3u);
+  // The first chunk takes 1/8 of the range (4 threads), each later one 1/8 of what is left.
+  EXPECT_EQ(chunks.front().second - chunks.front().first, kN / 8);
+  int64_t left = kN;
+  for (const auto& [begin, end] : chunks) {
+    const int64_t want = std::max(kGrain, (left / 8 + kGrain - 1) / kGrain * kGrain);
+    EXPECT_EQ(end - begin, std::min(want, left)) << "chunk at " << begin;
+    left -= end - begin;
+  }
+  EXPECT_EQ(chunks.back().second - chunks.back().first, kGrain);
+  // Far fewer chunks than grains: about 8 ln(kN / (8 kGrain)) + 8.
+  EXPECT_LT(chunks.size(), 80u);
+}
+
+TEST(ThreadPool, GuidedParallelForPassesExceptionsOn) {
+  Watchdog dog("guided exceptions", std::chrono::seconds(60));
+  ThreadPool pool(3);
+  EXPECT_THROW(pool.parallel_for_guided(5000, 10,
+                                        [](int64_t begin, int64_t end, int) {
+                                          if (begin <= 4000 && 4000 < end) fail(ErrorCode::kDataLoss, "item 4000");
+                                        }),
+               Error);
+  std::atomic<int64_t> sum{0};
+  pool.parallel_for_guided(100, 9, [&](int64_t b, int64_t e, int) { sum.fetch_add(e - b); });
+  EXPECT_EQ(sum.load(), 100);
 }
 
 TEST(ThreadPool, ManyBackToBackRunsDoNotHang) {

@@ -35,18 +35,19 @@ int64_t matmul_token_grain(int64_t n_tok) {
   return (per_range + 3) / 4 * 4;
 }
 
-// Rows per work item for a matrix product: enough to amortise dispatch, small enough to balance.
-// One token takes 8 items per thread (4, 12 and 16 were no faster). A small batch (sequences
-// decoding together) takes as many as its kernels run best with (matmul_batch_items_per_thread:
-// kernels that convert the activations into their layout on every call pay that per item, 3-4% of
-// a 16-token step with 8 items per thread). A prompt, already split into ranges of tokens, takes 2
-// (16 made no clear difference on AVX2, Zen 3 VM, TinyLlama pp512).
-int64_t matmul_grain(int64_t rows, int n_threads, int64_t n_tok, DType wtype) {
+// Rows per work item of a prompt's product (already split into ranges of tokens), or of a batch's
+// whose kernels prepare the activations on every call (matmul_batch_splits_finely): two items per
+// thread (16 made no clear difference on AVX2, Zen 3 VM, TinyLlama pp512; 8 cost 3-4% of a 16-token
+// step where every call prepares the activations).
+int64_t matmul_grain(int64_t rows, int n_threads) {
   const int64_t per_thread = (rows + n_threads - 1) / n_threads;
-  const int64_t items = n_tok == 1 ? 8 : n_tok <= kMaxItemTokens ? matmul_batch_items_per_thread(wtype) : 2;
-  const int64_t grain = std::max<int64_t>(16, per_thread / items);
+  const int64_t grain = std::max<int64_t>(16, per_thread / 2);
   return (grain + 15) / 16 * 16;
 }
+
+// Rows per chunk at the end of a decoding product (ThreadPool::parallel_for_guided): 16, so that
+// no two threads write into one 64-byte line of the outputs.
+constexpr int64_t kDecodeRowGrain = 16;
 
 // Consecutive tokens of a prompt whose queries (times the heads sharing a KV head) attention
 // computes together: 4 x 8 heads of TinyLlama fill the AVX2 kernel's batches of 32 queries.
@@ -176,13 +177,37 @@ void CpuStream::mat_mul(std::span<const hal::Op> ops) {
   pool_.parallel_for(n_tok, 8, [&](int64_t begin, int64_t end, int) {
     for (int64_t t = begin; t < end; ++t) convert_activation(wtype, xf + t * k, xq + t * act_row, k);
   });
-  // Work items: row ranges of one product each, sized for all the rows together, times ranges of
-  // tokens when there are many (a prompt).
+  // Decoding (one token, or a batch of sequences whose kernels split finely): the rows of all the
+  // products, one after the other, handed out in shrinking chunks, so that the threads finish
+  // within a few microseconds of each other. With fixed items (8 per thread for one token, 16 for
+  // a batch) one thread waited alone for about 14 us at the end of each product; the guided chunks
+  // took 1-2% less time per step for one token and 2-5% for 2 to 16 sequences (Zen 3 VM, TinyLlama
+  // Q4_0 and Q8_0, steps alternating between the two in one process).
+  if (n_tok == 1 || (n_tok <= kMaxItemTokens && matmul_batch_splits_finely(wtype))) {
+    std::vector<int64_t> first_row;  // of each product, among the rows of all of them
+    int64_t rows_before = 0;
+    for (const hal::Op& op : ops) {
+      first_row.push_back(rows_before);
+      rows_before += op.src[0]->rows();
+    }
+    pool_.parallel_for_guided(total_rows, kDecodeRowGrain, [&](int64_t begin, int64_t end, int) {
+      for (size_t p = 0; p < ops.size() && begin < end; ++p) {
+        const int64_t rows = ops[p].src[0]->rows();
+        if (begin >= first_row[p] + rows) continue;
+        const int64_t r1 = std::min(rows, end - first_row[p]);
+        product_rows(ops[p], begin - first_row[p], r1, 0, n_tok, xq, act_row);
+        begin = first_row[p] + r1;
+      }
+    });
+    return;
+  }
+  // Else work items: row ranges of one product each, sized for all the rows together, times ranges
+  // of tokens when there are many (a prompt).
   struct Item {
     const hal::Op* op;
     int64_t r0, r1, t0, t1;
   };
-  const int64_t grain = matmul_grain(total_rows, pool_.size(), n_tok, wtype);
+  const int64_t grain = matmul_grain(total_rows, pool_.size());
   const int64_t token_grain = matmul_token_grain(n_tok);
   std::vector<Item> items;
   for (int64_t t = 0; t < n_tok; t += token_grain) {
@@ -196,18 +221,23 @@ void CpuStream::mat_mul(std::span<const hal::Op> ops) {
   pool_.parallel_for(static_cast<int64_t>(items.size()), 1, [&](int64_t begin, int64_t end, int) {
     for (int64_t i = begin; i < end; ++i) {
       const Item& item = items[static_cast<size_t>(i)];
-      const hal::Tensor& w = *item.op->src[0];
-      const int64_t n_out = w.rows();
-      float* y = f32(item.op->dst) + item.t0 * n_out;
-      const uint8_t* xt = xq + static_cast<size_t>(item.t0) * act_row;
-      const int64_t nt = item.t1 - item.t0;
-      if (w.layout == hal::TensorLayout::kDevicePacked) {
-        matmul_packed_rows(w.dtype, k, w.host_data(), w.row_bytes(), item.r0, item.r1, xt, act_row, nt, y, n_out);
-      } else {
-        matmul_rows(w.dtype, k, w.host_data(), w.row_bytes(), item.r0, item.r1, xt, act_row, nt, y, n_out);
-      }
+      product_rows(*item.op, item.r0, item.r1, item.t0, item.t1, xq, act_row);
     }
   });
+}
+
+void CpuStream::product_rows(const hal::Op& op, int64_t r0, int64_t r1, int64_t t0, int64_t t1, const uint8_t* xq,
+                             size_t act_row) {
+  const hal::Tensor& w = *op.src[0];
+  const int64_t k = w.ne[0];
+  const int64_t n_out = w.rows();
+  float* y = f32(op.dst) + t0 * n_out;
+  const uint8_t* xt = xq + static_cast<size_t>(t0) * act_row;
+  if (w.layout == hal::TensorLayout::kDevicePacked) {
+    matmul_packed_rows(w.dtype, k, w.host_data(), w.row_bytes(), r0, r1, xt, act_row, t1 - t0, y, n_out);
+  } else {
+    matmul_rows(w.dtype, k, w.host_data(), w.row_bytes(), r0, r1, xt, act_row, t1 - t0, y, n_out);
+  }
 }
 
 void CpuStream::add(const hal::Op& op) {

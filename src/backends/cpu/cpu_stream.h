@@ -31,6 +31,10 @@ class CpuStream : public hal::Stream {
   void get_rows(const hal::Op& op);
   /// Matrix products that read the same input with weights of one type, layout and width.
   void mat_mul(std::span<const hal::Op> ops);
+  /// Rows [r0, r1) of tokens [t0, t1) of the product `op`, from its input converted to xq (rows of
+  /// act_row bytes).
+  void product_rows(const hal::Op& op, int64_t r0, int64_t r1, int64_t t0, int64_t t1, const uint8_t* xq,
+                    size_t act_row);
   /// Checks that the stream can run `op` on host memory.
   void check(const hal::Op& op) const;
   void add(const hal::Op& op);

@@ -147,9 +147,9 @@ void matmul_packed_rows(DType wtype, int64_t k, const void* w, size_t w_row_byte
   active_matmul_kernels().matmul_packed_rows(wtype, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n_tok, y, y_stride);
 }
 
-int64_t matmul_batch_items_per_thread(DType wtype) {
-  check_type(wtype, "matmul_batch_items_per_thread");
-  return wtype == DType::kQ8_0 || wtype == DType::kQ4_0 ? active_matmul_kernels().quant_batch_items_per_thread : 2;
+bool matmul_batch_splits_finely(DType wtype) {
+  check_type(wtype, "matmul_batch_splits_finely");
+  return (wtype == DType::kQ8_0 || wtype == DType::kQ4_0) && active_matmul_kernels().quant_batch_splits_finely;
 }
 
 const char* matmul_variant(DType wtype) {

@@ -35,10 +35,11 @@ bool packed_matmul_available(DType wtype, int64_t k, size_t w_row_bytes);
 void matmul_packed_rows(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                         const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride);
 
-/// How many work items per thread a product of a small batch (2 to 16 tokens: sequences decoding
-/// together) with weights of `wtype` is best split into with this CPU's kernels: more items balance
-/// the threads better, and cost more where each call prepares the activations again.
-int64_t matmul_batch_items_per_thread(DType wtype);
+/// Whether this CPU's kernels for `wtype` take a product of a small batch (2 to 16 tokens: sequences
+/// decoding together) in many small calls at little cost: true where they prepare a batch's
+/// activations once per thread and product, false where every call prepares them again (a product
+/// is then best split into few calls).
+bool matmul_batch_splits_finely(DType wtype);
 
 /// Name of the kernel variant matmul_rows uses for `wtype` on this CPU ("avx512", "avx2", "scalar").
 const char* matmul_variant(DType wtype);

@@ -187,14 +187,13 @@ void matmul_packed_rows_avx2(DType wtype, int64_t k, const void* w, size_t w_row
 }
 
 // The quantised kernels arrange a small batch's activations once per thread and product
-// (arranged_once in matmul_quant_avx2.cpp), so a batch's products can be split finely: 16 items
-// per thread instead of 2 took 3-5% less time per step of 16 sequences decoding together (Zen 3 VM,
-// TinyLlama Q4_0, steps alternating in one process; 32 items no better).
-constexpr int kQuantBatchItemsPerThread = 16;
+// (arranged_once in matmul_quant_avx2.cpp), so a batch's products can be split finely (cpu_stream.cpp
+// has the measurements).
+constexpr bool kQuantBatchSplitsFinely = true;
 
 }  // namespace
 
 const MatmulKernelTable kMatmulKernelsAvx2 = {"avx2", convert_activation_avx2, matmul_rows_avx2,
-                                              matmul_packed_rows_avx2, kQuantBatchItemsPerThread};
+                                              matmul_packed_rows_avx2, kQuantBatchSplitsFinely};
 
 }  // namespace mixserve::cpu

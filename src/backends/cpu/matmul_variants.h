@@ -22,8 +22,8 @@ struct MatmulKernelTable {
   /// See mixserve::cpu::matmul_packed_rows; nullptr when the variant has no packed kernels.
   void (*matmul_packed_rows)(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                              const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride);
-  /// See mixserve::cpu::matmul_batch_items_per_thread, for Q8_0 and Q4_0 weights.
-  int quant_batch_items_per_thread;
+  /// See mixserve::cpu::matmul_batch_splits_finely, for Q8_0 and Q4_0 weights.
+  bool quant_batch_splits_finely;
 };
 
 /// The portable scalar kernels (always usable).
