@@ -93,6 +93,7 @@ struct Q4 {
   static constexpr const int32_t* kOrder = kPackedOrderQ4;
   static constexpr int32_t kCorr = 8;
   static constexpr bool kSigned = false;
+  static constexpr bool kPackedDots = false;
   static constexpr size_t kBlockBytes = sizeof(quant::BlockQ4_0);
   static constexpr size_t kPackedGroupBytes = kGroup * kBlockBytes;
   static inline void split(const __m256i (&u)[4], __m256i (&a)[8]) {
@@ -128,6 +129,7 @@ struct Q8 {
   static constexpr const int32_t* kOrder = kPackedOrderQ8;
   static constexpr int32_t kCorr = 0;
   static constexpr bool kSigned = true;
+  static constexpr bool kPackedDots = true;
   static constexpr size_t kBlockBytes = sizeof(BlockQ8_0);
   static constexpr size_t kPackedGroupBytes = kGroup * kBlockBytes;
   static inline void packed(const uint8_t* grp, int h, __m256i (&a)[8], __m256& dw) {
@@ -162,6 +164,28 @@ struct Q8 {
     return _mm256_add_epi32(s, first(a, sgn, x));
   }
   static inline __m256i finish(__m256i s) { return s; }
+  /// Packed weights: s[t] = token t's isum of half h of the group at grp (token t's activations of
+  /// the group at xq[t]). Each weight register is loaded, unbiased and split into magnitudes and
+  /// signs once for the T tokens, and used at once: holding a half's 16 operand registers
+  /// (operands()) leaves none for the rest, and GCC spilled them to the stack on every group. The
+  /// empty asm statement with a memory clobber keeps it from hoisting the next register's loads
+  /// above this one's arithmetic, which brought the spills back.
+  template <int T>
+  static inline void packed_dots(const uint8_t* grp, int h, const int8_t* const (&xq)[T], __m256i (&s)[T]) {
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) {
+      const __m256i w =
+          _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(grp + 32 + 64 * j + 32 * h)), bias);
+      const __m256i a = _mm256_abs_epi8(w);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t) {
+        const __m256i p = first(a, w, _mm256_load_si256(reinterpret_cast<const __m256i*>(xq[t] + 64 * j)));
+        s[t] = j == 0 ? p : _mm256_add_epi32(s[t], p);
+      }
+      asm volatile("" ::: "memory");
+    }
+  }
 };
 
 /// Arranges one token's Q8_0 row (nb blocks) into XGroups for weights whose packed order is `order`
@@ -259,6 +283,19 @@ inline void row_group(const uint8_t* row, int64_t nb, int64_t g, const XGroup* x
   constexpr size_t kGroupBytes = W::kPackedGroupBytes;
   const uint8_t* ahead = row + g * kGroupBytes + kPrefetchAhead;
   for (size_t i = 0; i < kGroupBytes; i += 64) prefetch_nta(ahead + i);
+  if constexpr (kPacked && W::kPackedDots) {
+    const uint8_t* grp = row + g * kGroupBytes;
+    for (int h = 0; h < 2; ++h) {
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 16 * h)));
+      const int8_t* xq[T];
+      for (int t = 0; t < T; ++t) xq[t] = xg[t * ng].q[0] + 32 * h;
+      __m256i s[T];
+      W::template packed_dots<T>(grp, h, xq, s);
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) acc[t][h] = accumulate<W>(s[t], dw, xg[t * ng], h, acc[t][h]);
+    }
+    return;
+  }
   for (int h = 0; h < 2; ++h) {
     __m256i a[8], sgn[8];
     __m256 dw;
