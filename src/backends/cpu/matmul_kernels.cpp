@@ -9,6 +9,7 @@
 #include "backends/cpu/weight_packing.h"
 #include "common/cpu_features.h"
 #include "common/error.h"
+#include "quant/quant.h"
 
 namespace mixserve::cpu {
 namespace {
@@ -133,7 +134,9 @@ void matmul_rows(DType wtype, int64_t k, const void* w, size_t w_row_bytes, int6
 
 bool packed_matmul_available(DType wtype, int64_t k, size_t w_row_bytes) {
   // The packed prefill kernels gather a tile's 16 rows with 32-bit offsets.
-  return active_matmul_kernels().matmul_packed_rows != nullptr && packable_rows(wtype, k) &&
+  const MatmulKernelTable& kernels = active_matmul_kernels();
+  return kernels.matmul_packed_rows != nullptr && packable_rows(wtype, k) &&
+         (k % (quant::kQK * kPackGroupBlocks) == 0 || kernels.packed_tail_blocks) &&
          w_row_bytes <= static_cast<size_t>(INT32_MAX / 16);
 }
 

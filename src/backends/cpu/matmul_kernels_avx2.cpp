@@ -190,10 +190,13 @@ void matmul_packed_rows_avx2(DType wtype, int64_t k, const void* w, size_t w_row
 // (arranged_once in matmul_quant_avx2.cpp), so a batch's products can be split finely (cpu_stream.cpp
 // has the measurements).
 constexpr bool kQuantBatchSplitsFinely = true;
+// The packed kernels read a row's last blocks (after its whole groups) in the GGUF layout.
+constexpr bool kPackedTailBlocks = true;
 
 }  // namespace
 
-const MatmulKernelTable kMatmulKernelsAvx2 = {"avx2", convert_activation_avx2, matmul_rows_avx2,
-                                              matmul_packed_rows_avx2, kQuantBatchSplitsFinely};
+const MatmulKernelTable kMatmulKernelsAvx2 = {
+    "avx2",           convert_activation_avx2, matmul_rows_avx2, matmul_packed_rows_avx2, kQuantBatchSplitsFinely,
+    kPackedTailBlocks};
 
 }  // namespace mixserve::cpu

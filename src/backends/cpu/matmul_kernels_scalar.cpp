@@ -104,7 +104,7 @@ void matmul_rows_scalar(DType wtype, int64_t k, const void* w, size_t w_row_byte
 
 }  // namespace
 
-const MatmulKernelTable kMatmulKernelsScalar = {"scalar", convert_activation_scalar, matmul_rows_scalar, nullptr,
+const MatmulKernelTable kMatmulKernelsScalar = {"scalar", convert_activation_scalar, matmul_rows_scalar, nullptr, false,
                                                 false};
 
 }  // namespace mixserve::cpu

@@ -238,9 +238,10 @@ void arrange_x(const uint8_t* x, int64_t nb, const int32_t* order, int32_t corr,
 }
 
 /// Operands of half h of group g of a row at `row`, in either layout; blocks past nb read as zero.
+/// A packed row's last group, when it has fewer than 16 blocks, is in the GGUF layout.
 template <class W, bool kPacked>
 inline void operands(const uint8_t* row, int64_t nb, int64_t g, int h, __m256i (&a)[8], __m256i (&sgn)[8], __m256& dw) {
-  if (kPacked) {
+  if (kPacked && (g + 1) * kGroup <= nb) {
     W::packed(row + g * W::kPackedGroupBytes, h, a, dw);
     W::magnitudes(a, sgn);
     return;
@@ -312,17 +313,19 @@ inline void row_group(const uint8_t* row, int64_t nb, int64_t g, const XGroup* x
   const uint8_t* ahead = row + g * kGroupBytes + kPrefetchAhead;
   for (size_t i = 0; i < kGroupBytes; i += 64) prefetch_nta(ahead + i);
   if constexpr (kPacked && W::packed_dots_for(T)) {
-    const uint8_t* grp = row + g * kGroupBytes;
-    for (int h = 0; h < 2; ++h) {
-      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 16 * h)));
-      const int8_t* xq[T];
-      for (int t = 0; t < T; ++t) xq[t] = xg[t * ng].q[0] + 32 * h;
-      __m256i s[T];
-      W::template packed_dots<T>(grp, h, xq, s);
+    if ((g + 1) * kGroup <= nb) {  // a whole group, packed
+      const uint8_t* grp = row + g * kGroupBytes;
+      for (int h = 0; h < 2; ++h) {
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 16 * h)));
+        const int8_t* xq[T];
+        for (int t = 0; t < T; ++t) xq[t] = xg[t * ng].q[0] + 32 * h;
+        __m256i s[T];
+        W::template packed_dots<T>(grp, h, xq, s);
 #pragma GCC unroll 16
-      for (int t = 0; t < T; ++t) acc[t][h] = accumulate<W>(s[t], dw, xg[t * ng], h, acc[t][h]);
+        for (int t = 0; t < T; ++t) acc[t][h] = accumulate<W>(s[t], dw, xg[t * ng], h, acc[t][h]);
+      }
+      return;
     }
-    return;
   }
   for (int h = 0; h < 2; ++h) {
     __m256i a[8], sgn[8];

@@ -45,7 +45,7 @@ void convert_group(const GroupShape& s, uint8_t* group, uint8_t* tmp, bool to_pa
 void convert_rows(DType type, int64_t k, void* w, size_t row_bytes, int64_t rows, bool to_packed) {
   MIXSERVE_CHECK(packable_rows(type, k), "rows of ", dtype_name(type), " with k = ", k, " have no packed layout");
   const GroupShape s = shape_of(type);
-  const int64_t groups = k / quant::kQK / kPackGroupBlocks;
+  const int64_t groups = k / quant::kQK / kPackGroupBlocks;  // whole groups; the blocks after them stay
   uint8_t tmp[sizeof(quant::BlockQ8_0) * kPackGroupBlocks];
   auto* base = static_cast<uint8_t*>(w);
   for (int64_t r = 0; r < rows; ++r) {
@@ -60,7 +60,7 @@ void convert_rows(DType type, int64_t k, void* w, size_t row_bytes, int64_t rows
 }  // namespace
 
 bool packable_rows(DType type, int64_t k) {
-  return (type == DType::kQ4_0 || type == DType::kQ8_0) && k > 0 && k % (quant::kQK * kPackGroupBlocks) == 0;
+  return (type == DType::kQ4_0 || type == DType::kQ8_0) && k % quant::kQK == 0 && k >= quant::kQK * kPackGroupBlocks;
 }
 
 void pack_rows(DType type, int64_t k, void* w, size_t row_bytes, int64_t rows) {

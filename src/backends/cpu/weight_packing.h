@@ -3,8 +3,9 @@
 // instead of transposing blocks in registers for every product (which cost as much as the dot
 // products). AVX2 reads each 64-byte register as two halves: positions 0-7 and 8-15.
 //
-// A row of k elements (k a multiple of 512) is nb = k / 32 blocks in groups of 16 blocks, and
-// each group keeps its size and place in the row (288 bytes for Q4_0, 544 for Q8_0):
+// A row of k elements (k a multiple of 32, at least 512) is nb = k / 32 blocks in groups of 16
+// blocks, and each whole group keeps its size and place in the row (288 bytes for Q4_0, 544 for
+// Q8_0); the last nb % 16 blocks, if any, stay GGUF blocks where they are. A whole group:
 //   bytes [0, 32): the 16 fp16 scales, the one of block order[p] at 2p;
 //   then registers of 64 bytes (4 for Q4_0, 8 for Q8_0): dword p of register j holds the 4 bytes
 //   qs[4j .. 4j+3] of block order[p] of the group. Q8_0 stores them as unsigned (q + 128).
@@ -29,7 +30,8 @@ alignas(64) inline constexpr int32_t kPackedOrderQ8[16] = {0, 2, 4, 6, 1, 3, 5, 
 /// Blocks per packed group.
 inline constexpr int64_t kPackGroupBlocks = 16;
 
-/// Whether rows of `type` with k elements have a packed layout (Q4_0 or Q8_0, k % 512 == 0).
+/// Whether rows of `type` with k elements have a packed layout: Q4_0 or Q8_0 rows of at least one
+/// whole group (k >= 512; k is a multiple of the 32-element block).
 bool packable_rows(DType type, int64_t k);
 
 /// Rearranges rows [0, rows) (row r at w + r * row_bytes) from the GGUF layout to the packed one,
