@@ -69,6 +69,16 @@ inline float hsum16(__m256 p0, __m256 p1) {
   return _mm_cvtss_f32(s4);
 }
 
+/// Whether group g of a row of nb blocks is whole (16 blocks): packed rows pack only those.
+inline bool whole_group(int64_t g, int64_t nb) {
+  return (g + 1) * kGroup <= nb;
+}
+
+/// The fp16 scales of half h of the packed group at grp, as floats.
+inline __m256 packed_scales(const uint8_t* grp, int h) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 16 * h)));
+}
+
 inline uint16_t load_u16(const uint8_t* p) {
   uint16_t v;
   __builtin_memcpy(&v, p, sizeof(v));
@@ -112,7 +122,7 @@ struct Q4 {
     __m256i u[4];
     for (int j = 0; j < 4; ++j) u[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(grp + 32 + 64 * j + 32 * h));
     split(u, a);
-    dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 16 * h)));
+    dw = packed_scales(grp, h);
   }
   static inline void gguf(const uint8_t* const (&blk)[8], __m256i (&a)[8]) {
     const uint8_t* p[8];
@@ -165,7 +175,7 @@ struct Q8 {
     for (int j = 0; j < 8; ++j) {
       a[j] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(grp + 32 + 64 * j + 32 * h)), bias);
     }
-    dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 16 * h)));
+    dw = packed_scales(grp, h);
   }
   /// Splits signed weights into magnitudes (a) and the signs to give the activations (sgn).
   static inline void magnitudes(__m256i (&a)[8], __m256i (&sgn)[8]) {
@@ -241,13 +251,13 @@ void arrange_x(const uint8_t* x, int64_t nb, const int32_t* order, int32_t corr,
 /// A packed row's last group, when it has fewer than 16 blocks, is in the GGUF layout.
 template <class W, bool kPacked>
 inline void operands(const uint8_t* row, int64_t nb, int64_t g, int h, __m256i (&a)[8], __m256i (&sgn)[8], __m256& dw) {
-  if (kPacked && (g + 1) * kGroup <= nb) {
+  if (kPacked && whole_group(g, nb)) {
     W::packed(row + g * W::kPackedGroupBytes, h, a, dw);
     W::magnitudes(a, sgn);
     return;
   }
   const uint8_t* blk[8];
-  if ((g + 1) * kGroup <= nb) {
+  if (whole_group(g, nb)) {
     const uint8_t* grp = row + g * kGroup * static_cast<int64_t>(W::kBlockBytes);
     for (int i = 0; i < 8; ++i) blk[i] = grp + W::kOrder[8 * h + i] * W::kBlockBytes;
   } else {
@@ -313,10 +323,10 @@ inline void row_group(const uint8_t* row, int64_t nb, int64_t g, const XGroup* x
   const uint8_t* ahead = row + g * kGroupBytes + kPrefetchAhead;
   for (size_t i = 0; i < kGroupBytes; i += 64) prefetch_nta(ahead + i);
   if constexpr (kPacked && W::packed_dots_for(T)) {
-    if ((g + 1) * kGroup <= nb) {  // a whole group, packed
+    if (whole_group(g, nb)) {  // a whole group, packed
       const uint8_t* grp = row + g * kGroupBytes;
       for (int h = 0; h < 2; ++h) {
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 16 * h)));
+        const __m256 dw = packed_scales(grp, h);
         const int8_t* xq[T];
         for (int t = 0; t < T; ++t) xq[t] = xg[t * ng].q[0] + 32 * h;
         __m256i s[T];
