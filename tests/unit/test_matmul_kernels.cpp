@@ -341,12 +341,21 @@ TEST(MatmulKernels, SimdVariantsGiveIdenticalQuantisedProducts) {
 }
 
 TEST(MatmulKernels, ActivationQuantisationIsByteIdenticalAcrossVariants) {
-  // Values on the rounding ties (amax = 127 makes d = 1), tiny, zero and random blocks.
-  std::vector<float> x(32 * 6, 0.0f);
-  for (int i = 0; i < 32; ++i) x[i] = (i == 0) ? 127.0f : static_cast<float>(i % 9) - 4.5f;
-  for (int i = 0; i < 32; ++i) x[32 + i] = 1e-30f * static_cast<float>(i - 16);
-  const auto r = testing::normal_floats(32 * 4, 3);
-  std::copy(r.begin(), r.end(), x.begin() + 64);
+  // Blocks of values on the rounding ties (amax = 127 makes d = 1), tiny ones, zeros, a scale that
+  // is an fp16 subnormal, one beyond fp16's range, then random blocks, then the special blocks
+  // again: 19 blocks, so that the special ones fall both in kernels' groups of 8 blocks and in the
+  // tail after them.
+  std::vector<float> special(32 * 5, 0.0f);
+  for (int i = 0; i < 32; ++i) {
+    special[i] = (i == 0) ? 127.0f : static_cast<float>(i % 9) - 4.5f;
+    special[32 + i] = 1e-30f * static_cast<float>(i - 16);
+    special[96 + i] = 3e-4f * static_cast<float>(i - 13);      // d about 3e-5: an fp16 subnormal
+    special[128 + i] = 1.25e7f * static_cast<float>(i - 20);  // d about 2e6: fp16 infinity
+  }
+  std::vector<float> x(special);
+  const auto r = testing::normal_floats(32 * 9, 3);
+  x.insert(x.end(), r.begin(), r.end());
+  x.insert(x.end(), special.begin(), special.end());
   const int64_t k = static_cast<int64_t>(x.size());
   std::vector<uint8_t> want(*dtype_row_bytes(DType::kQ8_0, k));
   quant::quantize_row(DType::kQ8_0, x.data(), want.data(), k);

@@ -37,30 +37,76 @@ inline __m256i round_away(__m256 v) {
   return _mm256_cvtps_epi32(_mm256_add_ps(t, step));
 }
 
+// Lane i of the result = the largest lane of m[i] (max is exact, so any order gives the same value).
+inline __m256 lane_maxima(const __m256 (&m)[8]) {
+  __m256 p[4];
+  for (int i = 0; i < 4; ++i) {  // (2i, 2i+1): lanes 0-3 of each in 128-bit halves, pairwise max
+    p[i] = _mm256_max_ps(_mm256_permute2f128_ps(m[2 * i], m[2 * i + 1], 0x20),
+                         _mm256_permute2f128_ps(m[2 * i], m[2 * i + 1], 0x31));
+  }
+  __m256 q[2];
+  for (int i = 0; i < 2; ++i) {
+    q[i] = _mm256_max_ps(_mm256_shuffle_ps(p[2 * i], p[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm256_shuffle_ps(p[2 * i], p[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  // Blocks 0 2 4 6 | 1 3 5 7 per 128-bit half, then into order.
+  const __m256 r = _mm256_max_ps(_mm256_shuffle_ps(q[0], q[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm256_shuffle_ps(q[0], q[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// One block's values v (scale id) into out.
+inline void store_q8(const __m256 (&v)[4], __m256 vid, BlockQ8_0& out) {
+  const __m256i i01 = _mm256_packs_epi32(round_away(_mm256_mul_ps(v[0], vid)), round_away(_mm256_mul_ps(v[1], vid)));
+  const __m256i i23 = _mm256_packs_epi32(round_away(_mm256_mul_ps(v[2], vid)), round_away(_mm256_mul_ps(v[3], vid)));
+  // packs works per 128-bit lane: restore element order with a final dword permutation.
+  const __m256i q =
+      _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i01, i23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.qs), q);
+}
+
+// Eight blocks at a time: their scales d = amax / 127 and 1 / d computed as one vector each (the
+// same IEEE divisions as the scalar code, so the same bits), converted to fp16 together (F16C
+// rounds to nearest even, as quant::f32_to_fp16). Zen 3 VM, rows of 2048 and 5632 values, best of
+// 50 x 1000 calls: one block at a time, with a call of f32_to_fp16 per block, 13.8 ns per block;
+// with F16C alone 12.9; this 8.2-9.7.
 void quantize_q8_0(const float* x, BlockQ8_0* out, int64_t nb) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-  for (int64_t b = 0; b < nb; ++b) {
-    __m256 v[4];
+  const auto block_max = [&](const float* p) {
     __m256 m = _mm256_setzero_ps();
-    for (int i = 0; i < 4; ++i) {
-      v[i] = _mm256_loadu_ps(x + b * kQK + 8 * i);
-      m = _mm256_max_ps(m, _mm256_and_ps(v[i], abs_mask));
+    for (int i = 0; i < 4; ++i) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(p + 8 * i), abs_mask));
+    return m;
+  };
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    __m256 m[8];
+    for (int i = 0; i < 8; ++i) m[i] = block_max(x + (b + i) * kQK);
+    const __m256 d = _mm256_div_ps(lane_maxima(m), _mm256_set1_ps(127.0f));
+    const __m256 nonzero = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+    const __m256 id = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), d), nonzero);
+    alignas(16) uint16_t dh[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(dh), _mm256_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT));
+    alignas(32) float ids[8];
+    _mm256_store_ps(ids, id);
+    for (int i = 0; i < 8; ++i) {
+      const float* p = x + (b + i) * kQK;
+      const __m256 v[4] = {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16),
+                           _mm256_loadu_ps(p + 24)};
+      out[b + i].d = dh[i];
+      store_q8(v, _mm256_set1_ps(ids[i]), out[b + i]);
     }
+  }
+  for (; b < nb; ++b) {
+    const float* p = x + b * kQK;
+    const __m256 m = block_max(p);
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     const float d = _mm_cvtss_f32(m4) / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    out[b].d = quant::f32_to_fp16(d);
-    const __m256 vid = _mm256_set1_ps(id);
-    const __m256i i01 = _mm256_packs_epi32(round_away(_mm256_mul_ps(v[0], vid)),
-                                           round_away(_mm256_mul_ps(v[1], vid)));
-    const __m256i i23 = _mm256_packs_epi32(round_away(_mm256_mul_ps(v[2], vid)),
-                                           round_away(_mm256_mul_ps(v[3], vid)));
-    // packs works per 128-bit lane: restore element order with a final dword permutation.
-    const __m256i q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i01, i23),
-                                                  _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].qs), q);
+    out[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+    const __m256 v[4] = {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24)};
+    store_q8(v, _mm256_set1_ps(id), out[b]);
   }
 }
 
