@@ -5,6 +5,7 @@
 // inline templates), so no AVX2 code can leak into generic code through the linker.
 #include <immintrin.h>
 
+#include "backends/cpu/lane_reduce_avx2.h"
 #include "backends/cpu/matmul_variants.h"
 #include "quant/quant.h"
 
@@ -37,24 +38,6 @@ inline __m256i round_away(__m256 v) {
   return _mm256_cvtps_epi32(_mm256_add_ps(t, step));
 }
 
-// Lane i of the result = the largest lane of m[i] (max is exact, so any order gives the same value).
-inline __m256 lane_maxima(const __m256 (&m)[8]) {
-  __m256 p[4];
-  for (int i = 0; i < 4; ++i) {  // (2i, 2i+1): lanes 0-3 of each in 128-bit halves, pairwise max
-    p[i] = _mm256_max_ps(_mm256_permute2f128_ps(m[2 * i], m[2 * i + 1], 0x20),
-                         _mm256_permute2f128_ps(m[2 * i], m[2 * i + 1], 0x31));
-  }
-  __m256 q[2];
-  for (int i = 0; i < 2; ++i) {
-    q[i] = _mm256_max_ps(_mm256_shuffle_ps(p[2 * i], p[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm256_shuffle_ps(p[2 * i], p[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  }
-  // Blocks 0 2 4 6 | 1 3 5 7 per 128-bit half, then into order.
-  const __m256 r = _mm256_max_ps(_mm256_shuffle_ps(q[0], q[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                 _mm256_shuffle_ps(q[0], q[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  return _mm256_permutevar8x32_ps(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-}
-
 // One block's values v (scale id) into out.
 inline void store_q8(const __m256 (&v)[4], __m256 vid, BlockQ8_0& out) {
   const __m256i i01 = _mm256_packs_epi32(round_away(_mm256_mul_ps(v[0], vid)), round_away(_mm256_mul_ps(v[1], vid)));
@@ -81,7 +64,8 @@ void quantize_q8_0(const float* x, BlockQ8_0* out, int64_t nb) {
   for (; b + 8 <= nb; b += 8) {
     __m256 m[8];
     for (int i = 0; i < 8; ++i) m[i] = block_max(x + (b + i) * kQK);
-    const __m256 d = _mm256_div_ps(lane_maxima(m), _mm256_set1_ps(127.0f));
+    const __m256 d = _mm256_div_ps(combine_lanes8(m, [](__m256 a, __m256 b) { return _mm256_max_ps(a, b); }),
+                                   _mm256_set1_ps(127.0f));
     const __m256 nonzero = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ);
     const __m256 id = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), d), nonzero);
     alignas(16) uint16_t dh[8];

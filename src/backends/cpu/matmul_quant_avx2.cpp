@@ -15,6 +15,7 @@
 
 #include <cstring>
 
+#include "backends/cpu/lane_reduce_avx2.h"
 #include "backends/cpu/matmul_variants.h"
 #include "backends/cpu/weight_packing.h"
 #include "quant/quant.h"
@@ -519,20 +520,7 @@ __attribute__((noinline)) void tiles(const RowOperands* ops, const XGroup* xg, i
 inline __m256 hsum16_rows(const __m256* const (&p)[8]) {
   __m256 v[8];
   for (int r = 0; r < 8; ++r) v[r] = _mm256_add_ps(p[r][0], p[r][1]);  // (i, i+8)
-  __m256 w[4];  // (i, i+4): rows 2q and 2q+1 in the low and high half
-  for (int q = 0; q < 4; ++q) {
-    w[q] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * q], v[2 * q + 1], 0x20),
-                         _mm256_permute2f128_ps(v[2 * q], v[2 * q + 1], 0x31));
-  }
-  __m256 u[2];  // (i, i+2): per half, two lanes each of rows 4q+{0,2} (low) / 4q+{1,3} (high)
-  for (int q = 0; q < 2; ++q) {
-    u[q] = _mm256_add_ps(_mm256_shuffle_ps(w[2 * q], w[2 * q + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                         _mm256_shuffle_ps(w[2 * q], w[2 * q + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  }
-  // (0, 1): rows 0 2 4 6 | 1 3 5 7, then into order.
-  const __m256 e = _mm256_add_ps(_mm256_shuffle_ps(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                 _mm256_shuffle_ps(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  return _mm256_permutevar8x32_ps(e, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  return combine_lanes8(v, [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); });
 }
 
 /// n_tok tokens over rows [r0, r1) in blocks of kRowBlock rows: each row's operands are prepared
