@@ -64,7 +64,7 @@ void quantize_q8_0(const float* x, BlockQ8_0* out, int64_t nb) {
   for (; b + 8 <= nb; b += 8) {
     __m256 m[8];
     for (int i = 0; i < 8; ++i) m[i] = block_max(x + (b + i) * kQK);
-    const __m256 d = _mm256_div_ps(combine_lanes8(m, [](__m256 a, __m256 b) { return _mm256_max_ps(a, b); }),
+    const __m256 d = _mm256_div_ps(combine_lanes8(m, [](__m256 l, __m256 r) { return _mm256_max_ps(l, r); }),
                                    _mm256_set1_ps(127.0f));
     const __m256 nonzero = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ);
     const __m256 id = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), d), nonzero);
