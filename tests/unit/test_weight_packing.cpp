@@ -68,13 +68,28 @@ TEST(WeightPacking, PackedGroupsFollowTheDocumentedLayout) {
     const size_t block = q4 ? sizeof(quant::BlockQ4_0) : sizeof(quant::BlockQ8_0);
     const size_t qs = q4 ? 16 : 32;
     const int32_t* order = q4 ? kPackedOrderQ4 : kPackedOrderQ8;
-    const int64_t k = 1024 + 96;  // two groups, then 3 blocks that stay as they are
+    const int64_t k = 1024 + 96;  // two groups, then a partial group of 3 blocks
     const size_t row_bytes = *dtype_row_bytes(type, k);
     const auto plain = weights(type, k, 1, row_bytes, 7);
     auto packed = plain;
     pack_rows(type, k, packed.data(), row_bytes, 1);
-    EXPECT_EQ(std::memcmp(packed.data() + 32 * block, plain.data() + 32 * block, 3 * block), 0)
-        << dtype_name(type) << ": the blocks after the whole groups moved";
+    // The partial group: the present positions' scales, then per register their dwords, in slots.
+    const uint8_t* tail = packed.data() + 32 * block;
+    size_t slot = 0;
+    for (size_t p = 0; p < 16; ++p) {
+      if (order[p] >= 3) continue;
+      const uint8_t* blk = plain.data() + (32 + static_cast<size_t>(order[p])) * block;
+      EXPECT_EQ(std::memcmp(tail + 2 * slot, blk, 2), 0) << dtype_name(type) << " partial group scale, slot " << slot;
+      for (size_t j = 0; j < qs / 4; ++j) {
+        for (size_t c = 0; c < 4; ++c) {
+          const auto want = static_cast<uint8_t>(blk[2 + 4 * j + c] + (q4 ? 0 : 128));
+          ASSERT_EQ(tail[2 * 3 + 4 * 3 * j + 4 * slot + c], want)
+              << dtype_name(type) << " partial group register " << j << " slot " << slot << " byte " << c;
+        }
+      }
+      ++slot;
+    }
+    EXPECT_EQ(slot, 3u);
     for (size_t g = 0; g < 2; ++g) {
       const uint8_t* src = plain.data() + g * 16 * block;
       const uint8_t* dst = packed.data() + g * 16 * block;
@@ -96,7 +111,7 @@ TEST(WeightPacking, PackedGroupsFollowTheDocumentedLayout) {
 TEST(WeightPacking, UnpackRestoresEveryByte) {
   std::mt19937 rng(3);
   for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
-    for (int64_t k : {512, 544, 896, 2048, 4864, 5632}) {
+    for (int64_t k : {512, 544, 736, 896, 992, 2048, 4864, 5632}) {
       // Any bytes at all (not only valid blocks), and rows with padding that must stay untouched.
       const size_t row_bytes = *dtype_row_bytes(type, k) + 64;
       std::vector<uint8_t> w(row_bytes * 5);
@@ -125,9 +140,9 @@ TEST(WeightPacking, PackedProductsAreBitIdenticalToUnpacked) {
   SKIP_WITHOUT_PACKED_KERNELS();
   constexpr int64_t kRows = 37;
   for (DType type : {DType::kQ4_0, DType::kQ8_0}) {
-    // Whole groups only, and rows that end in 1, 12 and 8 GGUF blocks after their groups (the last
-    // two: Qwen2-0.5B's 896 and 4864), where this CPU's kernels take them.
-    for (int64_t k : {512, 2048, 5632, 544, 896, 4864}) {
+    // Whole groups only, and rows that end in partial groups of 1, 12, 8, 15 and 7 blocks (12 and 8:
+    // Qwen2-0.5B's 896 and 4864), where this CPU's kernels take them.
+    for (int64_t k : {512, 2048, 5632, 544, 896, 4864, 992, 736}) {
       const size_t row_bytes = *dtype_row_bytes(type, k);
       if (k % 512 != 0 && !packed_matmul_available(type, k, row_bytes)) {
         std::printf("[  SKIPPED ] %s k=%lld: this CPU's packed kernels take whole groups only\n",
@@ -157,8 +172,11 @@ TEST(WeightPacking, PackedKernelsNeverReadOutsideTheWeights) {
   SKIP_WITHOUT_PACKED_KERNELS();
   constexpr int64_t kRows = 17;
   for (auto [type, k] : {std::pair{DType::kQ4_0, int64_t{1024}}, std::pair{DType::kQ8_0, int64_t{1024}},
-                         std::pair{DType::kQ4_0, int64_t{1120}}, std::pair{DType::kQ8_0, int64_t{1120}}}) {
-    const size_t row_bytes = *dtype_row_bytes(type, k);          // 1120: two groups and 3 GGUF blocks
+                         std::pair{DType::kQ4_0, int64_t{1120}}, std::pair{DType::kQ8_0, int64_t{1120}},
+                         std::pair{DType::kQ4_0, int64_t{544}}, std::pair{DType::kQ8_0, int64_t{544}},
+                         std::pair{DType::kQ4_0, int64_t{992}}, std::pair{DType::kQ8_0, int64_t{992}}}) {
+    // 1120, 544, 992: whole groups, then partial groups of 3, 1 and 15 blocks
+    const size_t row_bytes = *dtype_row_bytes(type, k);
     if (!packed_matmul_available(type, k, row_bytes)) continue;  // whole groups only on this CPU
     auto plain = weights(type, k, kRows, row_bytes, 11);
     auto packed = plain;

@@ -140,6 +140,9 @@ struct Q4 {
     split(u, a);
   }
   static inline void magnitudes(__m256i (&)[8], __m256i (&)[8]) {}
+  /// Packed registers per group half (64-byte registers of the packed layout, half each).
+  static constexpr int kRegs = 4;
+  static inline void from_registers(const __m256i (&u)[kRegs], __m256i (&a)[8]) { split(u, a); }
   /// As Q8::packed_dots, one register of nibbles (two operands) at a time.
   template <int T>
   static inline void packed_dots(const uint8_t* grp, int h, const int8_t* const (&xq)[T], __m256i (&s)[T]) {
@@ -210,6 +213,11 @@ struct Q8 {
       a[j] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(grp + 32 + 64 * j + 32 * h)), bias);
     }
     dw = packed_scales(grp, h);
+  }
+  static constexpr int kRegs = 8;  ///< see Q4::kRegs
+  static inline void from_registers(const __m256i (&u)[kRegs], __m256i (&a)[8]) {
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+    for (int j = 0; j < 8; ++j) a[j] = _mm256_xor_si256(u[j], bias);
   }
   /// Splits signed weights into magnitudes (a) and the signs to give the activations (sgn).
   static inline void magnitudes(__m256i (&a)[8], __m256i (&sgn)[8]) {
@@ -282,8 +290,8 @@ void arrange_x(const uint8_t* x, int64_t nb, const int32_t* order, int32_t corr,
 }
 
 /// Operands of half h of group g of a row at `row`, in either layout; blocks past nb read as zero.
-/// kPacked: a whole packed group (a packed row's last group, when it has fewer than 16 blocks, is in
-/// the GGUF layout, which callers read with kPacked false).
+/// kPacked: a whole packed group (a packed row's last group, when it has fewer than 16 blocks, is
+/// read by partial_operands).
 template <class W, bool kPacked>
 inline void operands(const uint8_t* row, int64_t nb, int64_t g, int h, __m256i (&a)[8], __m256i (&sgn)[8], __m256& dw) {
   if (kPacked) {
@@ -308,6 +316,63 @@ inline void operands(const uint8_t* row, int64_t nb, int64_t g, int h, __m256i (
                                         static_cast<int16_t>(load_u16(blk[4])), static_cast<int16_t>(load_u16(blk[5])),
                                         static_cast<int16_t>(load_u16(blk[6])), static_cast<int16_t>(load_u16(blk[7])));
   dw = _mm256_cvtph_ps(scales);
+}
+
+/// Where a packed row's last, partial group of m blocks keeps half h's blocks (weight_packing.h):
+/// count[h] slots from slot first[h]; lane l of an operand takes dword perm[h][l] of the loaded run
+/// (dword 0 for a lane whose block is absent: its activations are zero, so whatever it holds adds
+/// nothing), and its fp16 scale from bytes shuffle[h] of the 16 bytes at the half's first scale
+/// (zero for an absent block).
+struct PartialGroup {
+  int64_t m;
+  int count[2], first[2];
+  __m256i load_mask[2], perm[2];
+  __m128i shuffle[2];
+};
+
+template <class W>
+PartialGroup partial_group(int64_t m) {
+  PartialGroup pg{};
+  pg.m = m;
+  int slot = 0;
+  for (int h = 0; h < 2; ++h) {
+    alignas(32) int32_t mask[8] = {}, perm[8] = {};
+    alignas(16) int8_t shuffle[16];
+    pg.first[h] = slot;
+    for (int l = 0; l < 8; ++l) {
+      const bool present = W::kOrder[8 * h + l] < m;
+      const int rank = slot - pg.first[h];
+      perm[l] = present ? rank : 0;
+      shuffle[2 * l] = static_cast<int8_t>(present ? 2 * rank : -128);
+      shuffle[2 * l + 1] = static_cast<int8_t>(present ? 2 * rank + 1 : -128);
+      if (present) ++slot;
+    }
+    pg.count[h] = slot - pg.first[h];
+    for (int l = 0; l < pg.count[h]; ++l) mask[l] = -1;
+    pg.load_mask[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(mask));
+    pg.perm[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(perm));
+    pg.shuffle[h] = _mm_load_si128(reinterpret_cast<const __m128i*>(shuffle));
+  }
+  return pg;
+}
+
+/// operands() of half h of a packed row's partial group (at `grp`). Reads only its own bytes: each
+/// register's run with a masked load, the scales as 16 bytes from the half's first one, which the
+/// group's registers follow (a partial group is at least 18 bytes).
+template <class W>
+inline void partial_operands(const uint8_t* grp, const PartialGroup& pg, int h, __m256i (&a)[8], __m256i (&sgn)[8],
+                             __m256& dw) {
+  const int64_t m = pg.m;
+  __m256i u[W::kRegs];
+  for (int j = 0; j < W::kRegs; ++j) {
+    const uint8_t* run = grp + 2 * m + 4 * m * j + 4 * pg.first[h];
+    u[j] = _mm256_permutevar8x32_epi32(_mm256_maskload_epi32(reinterpret_cast<const int*>(run), pg.load_mask[h]),
+                                       pg.perm[h]);
+  }
+  W::from_registers(u, a);
+  W::magnitudes(a, sgn);
+  const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 2 * pg.first[h]));
+  dw = _mm256_cvtph_ps(_mm_shuffle_epi8(scales, pg.shuffle[h]));
 }
 
 /// isum of the 8 blocks of a half for one token (without the correction), xq its activations.
@@ -397,6 +462,22 @@ inline void row_group_pair(const uint8_t* row_a, const uint8_t* row_b, int64_t g
   }
 }
 
+/// row_group for the partial group g of a packed row (pg: its layout).
+template <class W, int T>
+inline void row_group_partial(const uint8_t* row, int64_t g, const PartialGroup& pg, const XGroup* xg, int64_t ng,
+                              __m256 (&acc)[T][2]) {
+  const uint8_t* grp = row + g * static_cast<int64_t>(W::kPackedGroupBytes);
+  const int64_t bytes = pg.m * static_cast<int64_t>(W::kBlockBytes);
+  for (int64_t i = 0; i < bytes; i += 64) prefetch_nta(grp + kPrefetchAhead + i);
+  for (int h = 0; h < 2; ++h) {
+    __m256i a[8], sgn[8];
+    __m256 dw;
+    partial_operands<W>(grp, pg, h, a, sgn, dw);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) acc[t][h] = step<W>(a, sgn, dw, xg[t * ng], h, acc[t][h]);
+  }
+}
+
 /// T tokens (token t's groups from xg + t * ng, outputs at y + t * ys): y[r] for r in [r0, r1),
 /// streaming the rows once, each group's operands prepared once for the T tokens' passes. The range
 /// is read as two streams at once, rows from its first and second halves in step, so that a core
@@ -406,10 +487,11 @@ template <class W, bool kPacked, int T>
 void rows_streamed(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r1, const XGroup* xg, float* y,
                    int64_t ys) {
   const int64_t ng = (nb + kGroup - 1) / kGroup;
-  // Packed rows: whole groups packed, then a partial group in the GGUF layout, each in a loop of its
-  // own so that the group loop tests no layout (a test in operands() made one token's Q4_0 decode
-  // read at 0.62-0.82 of a plain read instead of 0.87-0.89: bench_matmul DecodeStep, Zen 3 VM).
+  // Packed rows: whole groups, then a partial group, each in code of its own so that the group loop
+  // tests no layout (a test in operands() made one token's Q4_0 decode read at 0.62-0.82 of a plain
+  // read instead of 0.87-0.89: bench_matmul DecodeStep, Zen 3 VM).
   const int64_t n_packed = kPacked ? nb / kGroup : 0;
+  const PartialGroup pg = kPacked && nb % kGroup != 0 ? partial_group<W>(nb % kGroup) : PartialGroup{};
   const int64_t half = (r1 - r0) / 2;
   int64_t r = r0;
   for (; r < r0 + half; ++r) {
@@ -427,9 +509,16 @@ void rows_streamed(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t
         row_group<W, kPacked, T>(row_b, nb, g, xg + g, ng, acc_b);
       }
     }
-    for (int64_t g = n_packed; g < ng; ++g) {
-      row_group<W, false, T>(row_a, nb, g, xg + g, ng, acc_a);
-      row_group<W, false, T>(row_b, nb, g, xg + g, ng, acc_b);
+    if constexpr (kPacked) {
+      if (n_packed < ng) {
+        row_group_partial<W, T>(row_a, n_packed, pg, xg + n_packed, ng, acc_a);
+        row_group_partial<W, T>(row_b, n_packed, pg, xg + n_packed, ng, acc_b);
+      }
+    } else {
+      for (int64_t g = 0; g < ng; ++g) {
+        row_group<W, false, T>(row_a, nb, g, xg + g, ng, acc_a);
+        row_group<W, false, T>(row_b, nb, g, xg + g, ng, acc_b);
+      }
     }
     for (int t = 0; t < T; ++t) {
       y[t * ys + r] = hsum16(acc_a[t][0], acc_a[t][1]);
@@ -440,8 +529,12 @@ void rows_streamed(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t
     const uint8_t* row = w + r * wrb;
     __m256 acc[T][2];
     for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-    for (int64_t g = 0; g < n_packed; ++g) row_group<W, kPacked, T>(row, nb, g, xg + g, ng, acc);
-    for (int64_t g = n_packed; g < ng; ++g) row_group<W, false, T>(row, nb, g, xg + g, ng, acc);
+    if constexpr (kPacked) {
+      for (int64_t g = 0; g < n_packed; ++g) row_group<W, true, T>(row, nb, g, xg + g, ng, acc);
+      if (n_packed < ng) row_group_partial<W, T>(row, n_packed, pg, xg + n_packed, ng, acc);
+    } else {
+      for (int64_t g = 0; g < ng; ++g) row_group<W, false, T>(row, nb, g, xg + g, ng, acc);
+    }
     for (int t = 0; t < T; ++t) y[t * ys + r] = hsum16(acc[t][0], acc[t][1]);
   }
 }
@@ -520,7 +613,7 @@ __attribute__((noinline)) void tiles(const RowOperands* ops, const XGroup* xg, i
 inline __m256 hsum16_rows(const __m256* const (&p)[8]) {
   __m256 v[8];
   for (int r = 0; r < 8; ++r) v[r] = _mm256_add_ps(p[r][0], p[r][1]);  // (i, i+8)
-  return combine_lanes8(v, [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); });
+  return combine_lanes8(v, [](__m256 l, __m256 r) { return _mm256_add_ps(l, r); });
 }
 
 /// n_tok tokens over rows [r0, r1) in blocks of kRowBlock rows: each row's operands are prepared
@@ -537,6 +630,7 @@ void rows_tokens(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r
                  __m256* acc, float* y, int64_t ys) {
   const int64_t ng = (nb + kGroup - 1) / kGroup;
   constexpr auto kGroupBytes = static_cast<int64_t>(W::kPackedGroupBytes);  // either layout
+  const PartialGroup pg = kPacked && nb % kGroup != 0 ? partial_group<W>(nb % kGroup) : PartialGroup{};
   RowOperands ops[kRowBlock];
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
     const int64_t nr = min_i64(kRowBlock, r1 - rb);
@@ -557,10 +651,13 @@ void rows_tokens(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r
       };
       for (int h = 0; h < 2; ++h) {
         for (int64_t rr = 0; rr < nr; ++rr) {
+          const uint8_t* row = w + (rb + rr) * wrb;
           if (kPacked && whole_group(g, nb)) {
-            operands<W, kPacked>(w + (rb + rr) * wrb, nb, g, h, ops[rr].a, ops[rr].sgn, ops[rr].dw);
+            operands<W, kPacked>(row, nb, g, h, ops[rr].a, ops[rr].sgn, ops[rr].dw);
+          } else if (kPacked) {
+            partial_operands<W>(row + g * kGroupBytes, pg, h, ops[rr].a, ops[rr].sgn, ops[rr].dw);
           } else {
-            operands<W, false>(w + (rb + rr) * wrb, nb, g, h, ops[rr].a, ops[rr].sgn, ops[rr].dw);
+            operands<W, false>(row, nb, g, h, ops[rr].a, ops[rr].sgn, ops[rr].dw);
           }
         }
         int64_t rr = 0;

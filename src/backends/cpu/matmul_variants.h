@@ -24,7 +24,7 @@ struct MatmulKernelTable {
                              const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride);
   /// See mixserve::cpu::matmul_batch_splits_finely, for Q8_0 and Q4_0 weights.
   bool quant_batch_splits_finely;
-  /// Whether matmul_packed_rows takes packed rows that end in GGUF blocks (k % 512 != 0).
+  /// Whether matmul_packed_rows takes packed rows that end in a partial group (k % 512 != 0).
   bool packed_tail_blocks;
 };
 

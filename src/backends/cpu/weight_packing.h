@@ -4,11 +4,14 @@
 // products). AVX2 reads each 64-byte register as two halves: positions 0-7 and 8-15.
 //
 // A row of k elements (k a multiple of 32, at least 512) is nb = k / 32 blocks in groups of 16
-// blocks, and each whole group keeps its size and place in the row (288 bytes for Q4_0, 544 for
-// Q8_0); the last nb % 16 blocks, if any, stay GGUF blocks where they are. A whole group:
+// blocks, and each group keeps its size and place in the row (288 bytes for Q4_0, 544 for Q8_0;
+// m < 16 blocks' bytes for a last partial group of m = nb % 16 blocks). A whole group:
 //   bytes [0, 32): the 16 fp16 scales, the one of block order[p] at 2p;
 //   then registers of 64 bytes (4 for Q4_0, 8 for Q8_0): dword p of register j holds the 4 bytes
 //   qs[4j .. 4j+3] of block order[p] of the group. Q8_0 stores them as unsigned (q + 128).
+// A partial group holds the same for the positions p whose block is present (order[p] < m), in
+// increasing p, its "slots": bytes [0, 2m) the scales, slot s at 2s; then per register j, 4m bytes
+// with slot s's dword at 4s. (The AVX-512 kernels read whole groups only.)
 // `order` is the type's partial-sum lane order (kPackedOrderQ4 / kPackedOrderQ8), so that a
 // packed row's dot products accumulate in exactly the order the GGUF-layout kernels use, and
 // packed and unpacked weights give bit-identical results.
