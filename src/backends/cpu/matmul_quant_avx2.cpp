@@ -196,6 +196,29 @@ struct Q4 {
     sa = finish(sa);
     sb = finish(sb);
   }
+  /// packed_dots_pair with register j of row r (0: a, 1: b) from load(j, r).
+  template <class Load>
+  static inline void dots_pair(const Load& load, const int8_t* xq, __m256i& sa, __m256i& sb) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const auto dots = [&](__m256i u, __m256i xl, __m256i xh) {
+      return _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(u, low4), xl),
+                              _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(u, 4), low4), xh));
+    };
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      __m256i xl = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * j));
+      __m256i xh = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * (j + 4)));
+      __m256i ua = load(j, 0);
+      __m256i ub = load(j, 1);
+      asm("" : "+x"(xl), "+x"(xh), "+x"(ua), "+x"(ub));  // one load each, not a memory operand per use
+      const __m256i pa = dots(ua, xl, xh);
+      const __m256i pb = dots(ub, xl, xh);
+      sa = j == 0 ? pa : _mm256_add_epi16(sa, pa);
+      sb = j == 0 ? pb : _mm256_add_epi16(sb, pb);
+    }
+    sa = finish(sa);
+    sb = finish(sb);
+  }
   /// Running 16-bit sums of one token's products (8 of them stay below 2^15), widened by finish.
   static inline __m256i first(__m256i a, __m256i, __m256i x) { return _mm256_maddubs_epi16(a, x); }
   static inline __m256i mac(__m256i s, __m256i a, __m256i, __m256i x) {
@@ -366,20 +389,31 @@ PartialGroup partial_group(int64_t m) {
 /// operands() of half h of a packed row's partial group (at `grp`). Reads only its own bytes: each
 /// register's run with a masked load, the scales as 16 bytes from the half's first one, which the
 /// group's registers follow (a partial group is at least 18 bytes).
+/// Register j of half h of a packed row's partial group at `grp` (pg: its layout), its run read
+/// with a masked load (nothing past the group) and placed into its lanes.
+inline __m256i partial_register(const uint8_t* grp, const PartialGroup& pg, int h, int j) {
+  const uint8_t* run = grp + 2 * pg.m + 4 * pg.m * j + 4 * pg.first[h];
+  return _mm256_permutevar8x32_epi32(_mm256_maskload_epi32(reinterpret_cast<const int*>(run), pg.load_mask[h]),
+                                     pg.perm[h]);
+}
+
+/// The scales of half h of the partial group at grp, as floats (zero for absent blocks): 16 bytes
+/// from the half's first scale, which the group's registers follow (a partial group is at least 18
+/// bytes).
+inline __m256 partial_scales(const uint8_t* grp, const PartialGroup& pg, int h) {
+  const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 2 * pg.first[h]));
+  return _mm256_cvtph_ps(_mm_shuffle_epi8(scales, pg.shuffle[h]));
+}
+
+/// operands() of half h of a packed row's partial group (at `grp`).
 template <class W>
 inline void partial_operands(const uint8_t* grp, const PartialGroup& pg, int h, __m256i (&a)[8], __m256i (&sgn)[8],
                              __m256& dw) {
-  const int64_t m = pg.m;
   __m256i u[W::kRegs];
-  for (int j = 0; j < W::kRegs; ++j) {
-    const uint8_t* run = grp + 2 * m + 4 * m * j + 4 * pg.first[h];
-    u[j] = _mm256_permutevar8x32_epi32(_mm256_maskload_epi32(reinterpret_cast<const int*>(run), pg.load_mask[h]),
-                                       pg.perm[h]);
-  }
+  for (int j = 0; j < W::kRegs; ++j) u[j] = partial_register(grp, pg, h, j);
   W::from_registers(u, a);
   W::magnitudes(a, sgn);
-  const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(grp + 2 * pg.first[h]));
-  dw = _mm256_cvtph_ps(_mm_shuffle_epi8(scales, pg.shuffle[h]));
+  dw = partial_scales(grp, pg, h);
 }
 
 /// isum of the 8 blocks of a half for one token (without the correction), xq its activations.
@@ -485,12 +519,29 @@ inline void row_group_partial(const uint8_t* row, int64_t g, const PartialGroup&
   }
 }
 
+/// row_group_pair for the partial groups g of two packed rows (pg: their layout).
+template <class W>
+inline void row_group_pair_partial(const uint8_t* row_a, const uint8_t* row_b, int64_t g, const PartialGroup& pg,
+                                   const XGroup& xg, __m256 (&acc_a)[1][2], __m256 (&acc_b)[1][2]) {
+  const uint8_t* ga = row_a + g * static_cast<int64_t>(W::kPackedGroupBytes);
+  const uint8_t* gb = row_b + g * static_cast<int64_t>(W::kPackedGroupBytes);
+  const int64_t bytes = pg.m * static_cast<int64_t>(W::kBlockBytes);
+  for (int64_t i = 0; i < bytes; i += 64) prefetch_nta(ga + kPrefetchAhead + i);
+  for (int64_t i = 0; i < bytes; i += 64) prefetch_nta(gb + kPrefetchAhead + i);
+  for (int h = 0; h < 2; ++h) {
+    __m256i sa, sb;
+    W::dots_pair([&](int j, int r) { return partial_register(r == 0 ? ga : gb, pg, h, j); }, x_half(xg, h), sa, sb);
+    acc_a[0][h] = accumulate<W>(sa, partial_scales(ga, pg, h), xg, h, acc_a[0][h]);
+    acc_b[0][h] = accumulate<W>(sb, partial_scales(gb, pg, h), xg, h, acc_b[0][h]);
+  }
+}
+
 /// T tokens (token t's groups from xg + t * ng, outputs at y + t * ys): y[r] for r in [r0, r1),
 /// streaming the rows once, each group's operands prepared once for the T tokens' passes. The range
 /// is read as two streams at once, rows from its first and second halves in step, so that a core
 /// has more reads in flight (one token, Zen 3, TinyLlama decode, alternating runs: Q4_0 39-46 ->
 /// 42-50 t/s, Q8_0 25 -> 25-26 t/s, 71-78% -> 72-88% of the roofline of each run's moment).
-template <class W, bool kPacked, int T>
+template <class W, bool kPacked, int T, bool kPairPartial>
 void rows_streamed(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r1, const XGroup* xg, float* y,
                    int64_t ys) {
   const int64_t ng = (nb + kGroup - 1) / kGroup;
@@ -516,7 +567,9 @@ void rows_streamed(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t
         row_group<W, kPacked, T>(row_b, nb, g, xg + g, ng, acc_b);
       }
     }
-    if constexpr (kPacked) {
+    if constexpr (kPairPartial) {
+      row_group_pair_partial<W>(row_a, row_b, n_packed, pg, xg[n_packed], acc_a, acc_b);
+    } else if constexpr (kPacked) {
       if (n_packed < ng) {
         row_group_partial<W, T>(row_a, n_packed, pg, xg + n_packed, ng, acc_a);
         row_group_partial<W, T>(row_b, n_packed, pg, xg + n_packed, ng, acc_b);
@@ -544,6 +597,20 @@ void rows_streamed(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t
     }
     for (int t = 0; t < T; ++t) y[t * ys + r] = hsum16(acc[t][0], acc[t][1]);
   }
+}
+
+/// rows_streamed; for one token over rows that end in a partial group, with the partial groups of
+/// two rows at once too (row_group_pair_partial), in a function of its own: in the same function,
+/// its code changed GCC's register allocation of the whole-group loop, and one token's Q4_0 decode
+/// of TinyLlama read at 0.95-0.97 of a plain read instead of 0.99-1.01 (bench_matmul DecodeStep,
+/// 5 alternating runs, Zen 3 VM).
+template <class W, bool kPacked, int T>
+void streamed(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r1, const XGroup* xg, float* y,
+              int64_t ys) {
+  if constexpr (kPacked && T == 1 && W::kPairRows) {
+    if (nb % kGroup != 0) return rows_streamed<W, true, 1, true>(w, wrb, nb, r0, r1, xg, y, ys);
+  }
+  rows_streamed<W, kPacked, T, false>(w, wrb, nb, r0, r1, xg, y, ys);
 }
 
 /// One row's operands for one half-group, prepared once and read by every token tile.
@@ -748,14 +815,14 @@ void matmul(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1, con
     // Q4_0 2 tokens 36% less time, 3 27%, 4 21%, 6 21%, 7 22%, 8 9-18%, 12 6% more, 16 11% more;
     // Q8_0 2 tokens 23% less, 4 16% less, 8 2% more.
     switch (tp) {
-      case 1: rows_streamed<W, kPacked, 1>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
-      case 2: rows_streamed<W, kPacked, 2>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
-      case 3: rows_streamed<W, kPacked, 3>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
-      case 4: rows_streamed<W, kPacked, 4>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
-      case 5: rows_streamed<W, kPacked, 5>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
-      case 6: rows_streamed<W, kPacked, 6>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
-      case 7: rows_streamed<W, kPacked, 7>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
-      case 8: rows_streamed<W, kPacked, 8>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 1: streamed<W, kPacked, 1>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 2: streamed<W, kPacked, 2>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 3: streamed<W, kPacked, 3>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 4: streamed<W, kPacked, 4>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 5: streamed<W, kPacked, 5>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 6: streamed<W, kPacked, 6>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 7: streamed<W, kPacked, 7>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
+      case 8: streamed<W, kPacked, 8>(w, wrb, nb, r0, r1, xg, y + t0 * ys, ys); break;
       default: rows_tokens<W, kPacked>(w, wrb, nb, r0, r1, xg, tp, acc, y + t0 * ys, ys);
     }
   }
