@@ -176,25 +176,11 @@ struct Q4 {
   /// once for both of its operands.
   static inline void packed_dots_pair(const uint8_t* ga, const uint8_t* gb, int h, const int8_t* xq, __m256i& sa,
                                       __m256i& sb) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    const auto dots = [&](__m256i u, __m256i xl, __m256i xh) {
-      return _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(u, low4), xl),
-                              _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(u, 4), low4), xh));
-    };
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      __m256i xl = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * j));
-      __m256i xh = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + 64 * (j + 4)));
-      __m256i ua = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ga + 32 + 64 * j + 32 * h));
-      __m256i ub = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gb + 32 + 64 * j + 32 * h));
-      asm("" : "+x"(xl), "+x"(xh), "+x"(ua), "+x"(ub));  // one load each, not a memory operand per use
-      const __m256i pa = dots(ua, xl, xh);
-      const __m256i pb = dots(ub, xl, xh);
-      sa = j == 0 ? pa : _mm256_add_epi16(sa, pa);
-      sb = j == 0 ? pb : _mm256_add_epi16(sb, pb);
-    }
-    sa = finish(sa);
-    sb = finish(sb);
+    dots_pair(
+        [&](int j, int r) {
+          return _mm256_loadu_si256(reinterpret_cast<const __m256i*>((r == 0 ? ga : gb) + 32 + 64 * j + 32 * h));
+        },
+        xq, sa, sb);
   }
   /// packed_dots_pair with register j of row r (0: a, 1: b) from load(j, r).
   template <class Load>
