@@ -372,9 +372,6 @@ PartialGroup partial_group(int64_t m) {
   return pg;
 }
 
-/// operands() of half h of a packed row's partial group (at `grp`). Reads only its own bytes: each
-/// register's run with a masked load, the scales as 16 bytes from the half's first one, which the
-/// group's registers follow (a partial group is at least 18 bytes).
 /// Register j of half h of a packed row's partial group at `grp` (pg: its layout), its run read
 /// with a masked load (nothing past the group) and placed into its lanes.
 inline __m256i partial_register(const uint8_t* grp, const PartialGroup& pg, int h, int j) {
