@@ -1,5 +1,6 @@
 #include "backends/cpu/weight_packing.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/error.h"
@@ -22,36 +23,17 @@ GroupShape shape_of(DType type) {
   return {sizeof(quant::BlockQ8_0), quant::kQK, 0x80808080u, kPackedOrderQ8};
 }
 
-// Moves one group between layouts through `tmp` (block_bytes * 16 bytes), 4 bytes at a time.
-void convert_group(const GroupShape& s, uint8_t* group, uint8_t* tmp, bool to_packed) {
-  const size_t group_bytes = s.block_bytes * kPackGroupBlocks;
-  std::memcpy(tmp, group, group_bytes);
-  const size_t n_regs = s.qs_bytes / 4;
-  for (int p = 0; p < kPackGroupBlocks; ++p) {
-    const size_t plain = static_cast<size_t>(s.order[p]) * s.block_bytes;  // the block in the GGUF layout
-    const size_t scale = 2 * static_cast<size_t>(p);
-    std::memcpy(group + (to_packed ? scale : plain), tmp + (to_packed ? plain : scale), 2);
-    for (size_t j = 0; j < n_regs; ++j) {
-      const size_t packed = 32 + 64 * j + 4 * static_cast<size_t>(p);
-      const size_t q = plain + 2 + 4 * j;
-      uint32_t word;
-      std::memcpy(&word, tmp + (to_packed ? q : packed), 4);
-      word ^= s.flip;
-      std::memcpy(group + (to_packed ? packed : q), &word, 4);
-    }
-  }
-}
-
-// Moves a row's last m < 16 blocks (a partial group) between layouts through `tmp`: the same
-// fields as a whole group, for the present positions only (order[p] < m), in increasing p.
-void convert_partial_group(const GroupShape& s, uint8_t* group, int64_t m, uint8_t* tmp, bool to_packed) {
+// Moves a group of m <= 16 blocks between layouts through `tmp`, 4 bytes at a time: the fields of
+// the present positions (order[p] < m; all 16 in a whole group), in increasing p, slot by slot. With
+// m = 16, slot s is position s: the scales at 2p, register j's dwords at 32 + 64j + 4p.
+void convert_group(const GroupShape& s, uint8_t* group, int64_t m, uint8_t* tmp, bool to_packed) {
   std::memcpy(tmp, group, s.block_bytes * static_cast<size_t>(m));
   const size_t n_regs = s.qs_bytes / 4;
   const auto blocks = static_cast<size_t>(m);
   size_t slot = 0;
   for (int p = 0; p < kPackGroupBlocks; ++p) {
     if (s.order[p] >= m) continue;
-    const size_t plain = static_cast<size_t>(s.order[p]) * s.block_bytes;
+    const size_t plain = static_cast<size_t>(s.order[p]) * s.block_bytes;  // the block in the GGUF layout
     const size_t scale = 2 * slot;
     std::memcpy(group + (to_packed ? scale : plain), tmp + (to_packed ? plain : scale), 2);
     for (size_t j = 0; j < n_regs; ++j) {
@@ -70,15 +52,14 @@ void convert_rows(DType type, int64_t k, void* w, size_t row_bytes, int64_t rows
   MIXSERVE_CHECK(packable_rows(type, k), "rows of ", dtype_name(type), " with k = ", k, " have no packed layout");
   const GroupShape s = shape_of(type);
   const int64_t nb = k / quant::kQK;
-  const int64_t groups = nb / kPackGroupBlocks;
   const size_t group_bytes = s.block_bytes * kPackGroupBlocks;
   uint8_t tmp[sizeof(quant::BlockQ8_0) * kPackGroupBlocks];
   auto* base = static_cast<uint8_t*>(w);
   for (int64_t r = 0; r < rows; ++r) {
     uint8_t* row = base + static_cast<size_t>(r) * row_bytes;
-    for (int64_t g = 0; g < groups; ++g) convert_group(s, row + static_cast<size_t>(g) * group_bytes, tmp, to_packed);
-    if (nb % kPackGroupBlocks != 0) {
-      convert_partial_group(s, row + static_cast<size_t>(groups) * group_bytes, nb % kPackGroupBlocks, tmp, to_packed);
+    for (int64_t g = 0; g * kPackGroupBlocks < nb; ++g) {
+      convert_group(s, row + static_cast<size_t>(g) * group_bytes, std::min(kPackGroupBlocks, nb - g * kPackGroupBlocks),
+                    tmp, to_packed);
     }
   }
 }
