@@ -157,6 +157,39 @@ void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t) 
   set_bytes(state, 2 * n_kv * kHeadDim * 4);  // every key and value row once
 }
 
+// bench_attention_heads (grouped) with the cache cold, as in decoding, where each layer's weight
+// stream evicts the previous layer's cache rows: before each timed call, 64 MiB are read (untimed;
+// a fixed 300 iterations, since Google Benchmark would otherwise run ~30,000 of them).
+void bench_attention_heads_cold(benchmark::State& state, const VectorKernelTable* t) {
+  constexpr int64_t kGroupHeads = 8;
+  constexpr int64_t kStride = 4 * kHeadDim;
+  const int64_t n_kv = state.range(0);
+  const auto q = random_vec(kGroupHeads * kHeadDim, -1.0f, 1.0f, 9);
+  const auto k = random_vec(n_kv * kStride, -1.0f, 1.0f, 10);
+  const auto v = random_vec(n_kv * kStride, -1.0f, 1.0f, 11);
+  const std::vector<float> evict(size_t{16} << 20, 1.0f);
+  std::vector<float> out(kGroupHeads * kHeadDim), scratch(static_cast<size_t>(kGroupHeads * n_kv));
+  const float* kp = k.data();
+  const float* vp = v.data();
+  mixserve::cpu::AttentionQueries a;
+  a.q = q.data();
+  a.out = out.data();
+  a.n_heads = kGroupHeads;
+  a.head_stride = kHeadDim;
+  a.n_kv = n_kv;
+  for (auto _ : state) {
+    state.PauseTiming();
+    float sum = 0.0f;
+    for (size_t i = 0; i < evict.size(); i += 16) sum += evict[i];  // one load per 64-byte line
+    benchmark::DoNotOptimize(sum);
+    state.ResumeTiming();
+    t->attention_queries(a, &kp, &vp, n_kv, kStride, kHeadDim, 1.0f / 8.0f, scratch.data());
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, 2 * n_kv * kHeadDim * 4);
+}
+
 void register_variant(const VectorKernelTable* t) {
   const std::string p = std::string(t->name) + "/";
   benchmark::RegisterBenchmark((p + "rms_norm").c_str(), bench_rms_norm, t)->Arg(kHidden);
@@ -172,6 +205,11 @@ void register_variant(const VectorKernelTable* t) {
   benchmark::RegisterBenchmark((p + "attention_heads").c_str(), bench_attention_heads, t)
       ->ArgNames({"n_kv", "grouped"})
       ->ArgsProduct({{512, 2048}, {0, 1}});
+  benchmark::RegisterBenchmark((p + "attention_heads_cold").c_str(), bench_attention_heads_cold, t)
+      ->ArgNames({"n_kv"})
+      ->Arg(64)
+      ->Arg(512)
+      ->Iterations(300);  // each one reads 64 MiB untimed first
 }
 
 std::string gb_per_s(double bytes_per_s) {

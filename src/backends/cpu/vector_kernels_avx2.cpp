@@ -292,12 +292,33 @@ float dot1(const float* q, const float* k, int64_t head_dim) {
   return hsum(a);
 }
 
+// How many cache rows ahead of the one in use the attention kernel prefetches key and value rows.
+// One KV head's part of a row is a few lines, a whole cache row away from the next, a pattern the
+// hardware prefetchers did not follow: in decoding, whose weight stream evicts the cache between
+// layers, attention read its rows at about 5 GB/s per core. Zen 3 VM, TinyLlama Q4_0 decode, steps
+// with and without alternating in one process: attention took 22-25% less time at tg128 and 34-35%
+// less at tg512 with 8 rows; 16 and 32 rows ahead did no better.
+constexpr int64_t kPrefetchRows = 8;
+
+// Prefetches the line holding p. An asm statement: GCC 12 deleted every call of prefetch_row when
+// it was written with _mm_prefetch (a function whose only effect is the builtin counted as const).
+inline void prefetch_line(const float* p) {
+  asm volatile("prefetcht0 %a0" : : "p"(p));
+}
+
+// Prefetches the lines holding row[0, floats).
+inline void prefetch_row(const float* row, int64_t floats) {
+  for (int64_t d = 0; d < floats; d += 16) prefetch_line(row + d);
+  prefetch_line(row + floats - 1);
+}
+
 // Running sums of out[0, width) = sum_j p_j v_j[0, width) for width <= kNv * 8 dims over rows
 // [j0, j1): two accumulator sets (even and odd j) keep 2 * kNv FMA chains in flight; they start
 // from state[0, kNv) and state[kNv, 2 kNv) and go back there. Blocks hold an even number of rows
 // (but the last) and j0 and j1 are even (or n_kv), so the pairs, hence the sums, are those of one
-// pass over contiguous rows, however the rows are split.
-template <int kNv>
+// pass over contiguous rows, however the rows are split. kPrefetch: the rows are in the cache
+// (not a tile in L1), so rows kPrefetchRows ahead are prefetched, two per pair.
+template <int kNv, bool kPrefetch>
 void weighted_sum_rows(const float* p, const float* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t j0,
                        int64_t j1, int64_t d0, int64_t width, __m256* state) {
   __m256i masks[kNv];
@@ -318,6 +339,10 @@ void weighted_sum_rows(const float* p, const float* const* v_blocks, int64_t blo
       const __m256 p1 = _mm256_set1_ps(p[j + 1]);
       const float* v0 = vb + (j - jb) * kv_stride;
       const float* v1 = v0 + kv_stride;
+      if (kPrefetch && j + kPrefetchRows + 2 <= end) {
+        prefetch_row(v0 + kPrefetchRows * kv_stride, width);
+        prefetch_row(v1 + kPrefetchRows * kv_stride, width);
+      }
       if (full) {
 #pragma GCC unroll 16
         for (int c = 0; c < kNv; ++c) {
@@ -394,7 +419,7 @@ void weighted_sums(const QueryBatch& b, const float* scratch, const float* const
   }
   const int64_t n_kv = b.n_kv(b.count - 1);  // the most any query of the batch attends to
   if (b.count == 1) {
-    weighted_sum_rows<kNv>(scratch, v_blocks, block_rows, kv_stride, 0, n_kv, d0, width, state[0]);
+    weighted_sum_rows<kNv, true>(scratch, v_blocks, block_rows, kv_stride, 0, n_kv, d0, width, state[0]);
   } else {
     alignas(32) float tile[kRowTile * kNv * kLanes];
     const float* tile_block = tile;
@@ -403,6 +428,9 @@ void weighted_sums(const QueryBatch& b, const float* scratch, const float* const
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t j = j0 + r;
         const float* src = v_blocks[j / block_rows] + j % block_rows * kv_stride + d0;
+        if (j % block_rows + kPrefetchRows < block_rows && j + kPrefetchRows < n_kv) {
+          prefetch_row(src + kPrefetchRows * kv_stride, width);
+        }
 #pragma GCC unroll 16
         for (int c = 0; c < kNv; ++c) {
           _mm256_store_ps(tile + (r * kNv + c) * kLanes,
@@ -412,7 +440,8 @@ void weighted_sums(const QueryBatch& b, const float* scratch, const float* const
       for (int64_t i = 0; i < b.count; ++i) {
         const int64_t mine = b.n_kv(i) - j0 < rows ? b.n_kv(i) - j0 : rows;
         if (mine <= 0) continue;
-        weighted_sum_rows<kNv>(scratch + i * b.rows + j0, &tile_block, rows, kNv * kLanes, 0, mine, 0, width, state[i]);
+        weighted_sum_rows<kNv, false>(scratch + i * b.rows + j0, &tile_block, rows, kNv * kLanes, 0, mine, 0, width,
+                                      state[i]);
       }
     }
   }
@@ -438,6 +467,9 @@ void scores(const QueryBatch& b, const float* const* k_blocks, int64_t block_row
     const int64_t block_end = jb + block_rows < n_kv ? jb + block_rows : n_kv;
     for (int64_t j = jb; j < block_end; j += 4) {
       const float* kj = kb + (j - jb) * kv_stride;
+      for (int64_t r = kPrefetchRows; r < kPrefetchRows + 4 && j + r < block_end; ++r) {
+        prefetch_row(kj + r * kv_stride, head_dim);
+      }
       int64_t i = 0;
       while (i < b.count) {
         const int64_t end = jb + block_rows < b.n_kv(i) ? jb + block_rows : b.n_kv(i);
