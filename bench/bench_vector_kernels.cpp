@@ -124,7 +124,10 @@ void bench_attention_head(benchmark::State& state, const VectorKernelTable* t) {
 
 // The 8 query heads of one KV head (TinyLlama, Llama 3 8B) over n_kv rows of a cache holding 4 KV
 // heads per position; range(1) = 1 computes them together (attention_queries), 0 one at a time.
-void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t) {
+// cold: the cache evicted before each call, as in decoding, where each layer's weight stream evicts
+// the previous layer's cache rows (64 MiB read, untimed; registered with a fixed number of
+// iterations, since Google Benchmark would otherwise run ~30,000 of them).
+void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t, bool cold) {
   constexpr int64_t kGroupHeads = 8;
   constexpr int64_t kStride = 4 * kHeadDim;
   const int64_t n_kv = state.range(0);
@@ -132,11 +135,19 @@ void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t) 
   const auto q = random_vec(kGroupHeads * kHeadDim, -1.0f, 1.0f, 9);
   const auto k = random_vec(n_kv * kStride, -1.0f, 1.0f, 10);
   const auto v = random_vec(n_kv * kStride, -1.0f, 1.0f, 11);
+  const std::vector<float> evict(cold ? size_t{16} << 20 : 0, 1.0f);
   std::vector<float> out(kGroupHeads * kHeadDim), scratch(static_cast<size_t>(kGroupHeads * n_kv));
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
   const float* kp = k.data();
   const float* vp = v.data();
   for (auto _ : state) {
+    if (cold) {
+      state.PauseTiming();
+      float sum = 0.0f;
+      for (size_t i = 0; i < evict.size(); i += 16) sum += evict[i];  // one load per 64-byte line
+      benchmark::DoNotOptimize(sum);
+      state.ResumeTiming();
+    }
     if (grouped) {
       mixserve::cpu::AttentionQueries a;
       a.q = q.data();
@@ -157,39 +168,6 @@ void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t) 
   set_bytes(state, 2 * n_kv * kHeadDim * 4);  // every key and value row once
 }
 
-// bench_attention_heads (grouped) with the cache cold, as in decoding, where each layer's weight
-// stream evicts the previous layer's cache rows: before each timed call, 64 MiB are read (untimed;
-// a fixed 300 iterations, since Google Benchmark would otherwise run ~30,000 of them).
-void bench_attention_heads_cold(benchmark::State& state, const VectorKernelTable* t) {
-  constexpr int64_t kGroupHeads = 8;
-  constexpr int64_t kStride = 4 * kHeadDim;
-  const int64_t n_kv = state.range(0);
-  const auto q = random_vec(kGroupHeads * kHeadDim, -1.0f, 1.0f, 9);
-  const auto k = random_vec(n_kv * kStride, -1.0f, 1.0f, 10);
-  const auto v = random_vec(n_kv * kStride, -1.0f, 1.0f, 11);
-  const std::vector<float> evict(size_t{16} << 20, 1.0f);
-  std::vector<float> out(kGroupHeads * kHeadDim), scratch(static_cast<size_t>(kGroupHeads * n_kv));
-  const float* kp = k.data();
-  const float* vp = v.data();
-  mixserve::cpu::AttentionQueries a;
-  a.q = q.data();
-  a.out = out.data();
-  a.n_heads = kGroupHeads;
-  a.head_stride = kHeadDim;
-  a.n_kv = n_kv;
-  for (auto _ : state) {
-    state.PauseTiming();
-    float sum = 0.0f;
-    for (size_t i = 0; i < evict.size(); i += 16) sum += evict[i];  // one load per 64-byte line
-    benchmark::DoNotOptimize(sum);
-    state.ResumeTiming();
-    t->attention_queries(a, &kp, &vp, n_kv, kStride, kHeadDim, 1.0f / 8.0f, scratch.data());
-    benchmark::DoNotOptimize(out.data());
-    benchmark::ClobberMemory();
-  }
-  set_bytes(state, 2 * n_kv * kHeadDim * 4);
-}
-
 void register_variant(const VectorKernelTable* t) {
   const std::string p = std::string(t->name) + "/";
   benchmark::RegisterBenchmark((p + "rms_norm").c_str(), bench_rms_norm, t)->Arg(kHidden);
@@ -202,14 +180,13 @@ void register_variant(const VectorKernelTable* t) {
   benchmark::RegisterBenchmark((p + "attention_head").c_str(), bench_attention_head, t)
       ->ArgNames({"n_kv", "stride"})
       ->ArgsProduct({{512, 2048}, {kHeadDim, 8 * kHeadDim}});
-  benchmark::RegisterBenchmark((p + "attention_heads").c_str(), bench_attention_heads, t)
+  benchmark::RegisterBenchmark((p + "attention_heads").c_str(), bench_attention_heads, t, false)
       ->ArgNames({"n_kv", "grouped"})
       ->ArgsProduct({{512, 2048}, {0, 1}});
-  benchmark::RegisterBenchmark((p + "attention_heads_cold").c_str(), bench_attention_heads_cold, t)
-      ->ArgNames({"n_kv"})
-      ->Arg(64)
-      ->Arg(512)
-      ->Iterations(300);  // each one reads 64 MiB untimed first
+  benchmark::RegisterBenchmark((p + "attention_heads_cold").c_str(), bench_attention_heads, t, true)
+      ->ArgNames({"n_kv", "grouped"})
+      ->ArgsProduct({{64, 512}, {1}})
+      ->Iterations(300);
 }
 
 std::string gb_per_s(double bytes_per_s) {
