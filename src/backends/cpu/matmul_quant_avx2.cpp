@@ -17,6 +17,7 @@
 
 #include "backends/cpu/lane_reduce_avx2.h"
 #include "backends/cpu/matmul_variants.h"
+#include "backends/cpu/prefetch.h"
 #include "backends/cpu/weight_packing.h"
 #include "quant/quant.h"
 
@@ -428,15 +429,6 @@ inline __m256 step(const __m256i (&a)[8], const __m256i (&sgn)[8], __m256 dw, co
 /// no prefetch 30-32 t/s, one line per group worse still, T0 hint 1024 bytes ahead 34-42 t/s,
 /// NTA hint 39-46 t/s; 2048 and 1536 bytes did no better, 3072 and 4096 worse.
 constexpr int64_t kPrefetchAhead = 1024;
-
-/// Prefetches the line holding p, non-temporal. An asm statement, not _mm_prefetch: GCC schedules
-/// the builtin like any instruction and moved the second stream's prefetches up among the first
-/// stream's arithmetic; volatile asm statements keep their order, so each row's prefetches go out
-/// right before its own group's work (Zen 3, TinyLlama decode, steps alternating between the two
-/// in one process: Q4_0 8-11% and Q8_0 5-6% less time per token).
-inline void prefetch_nta(const uint8_t* p) {
-  asm volatile("prefetchnta %a0" : : "p"(p));
-}
 
 /// Group g of one row (both halves) into acc[t] for T tokens (token t's group at xg[t * ng]), after
 /// prefetching every line of the group kPrefetchAhead bytes further (in either layout a group is 16

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backends/cpu/prefetch.h"
 #include "backends/cpu/vector_variants.h"
 
 namespace mixserve::cpu {
@@ -300,16 +301,10 @@ float dot1(const float* q, const float* k, int64_t head_dim) {
 // less at tg512 with 8 rows; 16 and 32 rows ahead did no better.
 constexpr int64_t kPrefetchRows = 8;
 
-// Prefetches the line holding p. An asm statement: GCC 12 deleted every call of prefetch_row when
-// it was written with _mm_prefetch (a function whose only effect is the builtin counted as const).
-inline void prefetch_line(const float* p) {
-  asm volatile("prefetcht0 %a0" : : "p"(p));
-}
-
 // Prefetches the lines holding row[0, floats).
 inline void prefetch_row(const float* row, int64_t floats) {
-  for (int64_t d = 0; d < floats; d += 16) prefetch_line(row + d);
-  prefetch_line(row + floats - 1);
+  for (int64_t d = 0; d < floats; d += 16) prefetch_t0(row + d);
+  prefetch_t0(row + floats - 1);
 }
 
 // Running sums of out[0, width) = sum_j p_j v_j[0, width) for width <= kNv * 8 dims over rows
