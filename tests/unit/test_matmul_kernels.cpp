@@ -407,10 +407,11 @@ TEST(MatmulKernels, PublicEntryPointsRejectBadArguments) {
   EXPECT_EQ(name, active_matmul_kernels().name);
 }
 
-// The AVX2 kernels keep each thread's last arranged activations and reuse them while the next
-// call's activations have the same bytes (arranged_once). Activations changed in place, by one
-// byte anywhere, or the same bytes under the other weight format, must give what a thread that
-// never saw the old ones computes.
+// The AVX2 and AVX-512 kernels keep each thread's last arranged activations and reuse them while
+// the next call's activations have the same bytes (arranged_activations). Activations changed in
+// place, by one byte anywhere, or the same bytes under the other weight format or another
+// variant's kernels (all variants run here in one thread, one after the other), must give what a
+// thread that never saw the old ones computes.
 TEST(MatmulKernels, ActivationsChangedInPlaceAreNotMistakenForTheLastOnes) {
   for (const MatmulKernelTable* v : usable_matmul_kernels()) {
     for (int64_t n_tok : {1, 5, 12}) {  // the streamed kernel, then the register tiles

@@ -91,6 +91,27 @@ void* matmul_scratch(size_t bytes, int slot) {
   return buffer.get();
 }
 
+ArrangedArea arranged_activations(const void* arranger, const uint8_t* x, size_t xrb, size_t row_bytes, int64_t n_tok,
+                                  size_t arranged_bytes) {
+  struct alignas(64) Header {
+    const void* arranger;
+    size_t row_bytes, arranged_bytes;
+    int64_t n_tok;
+  };
+  const size_t area = (arranged_bytes + 63) / 64 * 64;
+  auto* base = static_cast<uint8_t*>(matmul_scratch(sizeof(Header) + area + row_bytes * static_cast<size_t>(n_tok), 1));
+  auto* header = reinterpret_cast<Header*>(base);
+  uint8_t* data = base + sizeof(Header);
+  uint8_t* key = data + area;
+  bool same = header->arranger == arranger && header->row_bytes == row_bytes && header->n_tok == n_tok &&
+              header->arranged_bytes == arranged_bytes;
+  for (int64_t t = 0; same && t < n_tok; ++t) same = std::memcmp(key + t * row_bytes, x + t * xrb, row_bytes) == 0;
+  if (same) return {data, true};
+  for (int64_t t = 0; t < n_tok; ++t) std::memcpy(key + t * row_bytes, x + t * xrb, row_bytes);
+  *header = {arranger, row_bytes, arranged_bytes, n_tok};
+  return {data, false};
+}
+
 DType activation_type(DType wtype) {
   check_type(wtype, "activation_type");
   return wtype == DType::kQ8_0 || wtype == DType::kQ4_0 ? DType::kQ8_0 : DType::kF32;

@@ -180,6 +180,6 @@ void matmul_packed_rows_avx512(DType wtype, int64_t k, const void* w, size_t w_r
 }  // namespace
 
 const MatmulKernelTable kMatmulKernelsAvx512 = {
-    "avx512", convert_activation_avx512, matmul_rows_avx512, matmul_packed_rows_avx512, false, false};
+    "avx512", convert_activation_avx512, matmul_rows_avx512, matmul_packed_rows_avx512, false, true};
 
 }  // namespace mixserve::cpu

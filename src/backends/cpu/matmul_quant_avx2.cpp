@@ -739,36 +739,19 @@ constexpr int64_t kPanelBytes = 256 * 1024;
 constexpr int64_t kMaxPanel = 16;
 
 // Activations of n_tok tokens (rows xrb bytes apart) arranged for weights of W, ng groups per
-// token, kept per thread: the work items of one product multiply the same activations, so each
-// thread arranges them once per product, not once per item (8 to 16 items per thread). The
-// arrangement is a function of the rows' bytes alone, which the memo compares in full.
+// token, once per product and thread (arranged_activations; the tag's address names the arrangement).
+template <class W>
+constexpr char kArrangedTag = 0;
 template <class W>
 const XGroup* arranged_once(const uint8_t* x, size_t xrb, int64_t nb, int64_t n_tok) {
   const int64_t ng = (nb + kGroup - 1) / kGroup;
   const auto row_bytes = static_cast<size_t>(nb) * sizeof(BlockQ8_0);
   const auto groups_bytes = static_cast<size_t>(n_tok * ng) * sizeof(XGroup);
-  struct Header {
-    const int32_t* order;
-    int32_t corr;
-    int64_t nb, n_tok;
-  };
-  static_assert(sizeof(Header) <= sizeof(XGroup));
-  auto* base =
-      static_cast<uint8_t*>(matmul_scratch(sizeof(XGroup) + groups_bytes + row_bytes * static_cast<size_t>(n_tok), 1));
-  auto* header = reinterpret_cast<Header*>(base);
-  auto* groups = reinterpret_cast<XGroup*>(base + sizeof(XGroup));
-  uint8_t* key = base + sizeof(XGroup) + groups_bytes;
-  bool same = header->order == W::kOrder && header->corr == W::kCorr && header->nb == nb && header->n_tok == n_tok;
-  for (int64_t t = 0; same && t < n_tok; ++t) same = std::memcmp(key + t * row_bytes, x + t * xrb, row_bytes) == 0;
-  if (same) return groups;
-  for (int64_t t = 0; t < n_tok; ++t) {
-    arrange_x(x + t * xrb, nb, W::kOrder, W::kCorr, groups + t * ng);
-    std::memcpy(key + t * row_bytes, x + t * xrb, row_bytes);
+  const ArrangedArea area = arranged_activations(&kArrangedTag<W>, x, xrb, row_bytes, n_tok, groups_bytes);
+  auto* groups = static_cast<XGroup*>(area.data);
+  if (!area.valid) {
+    for (int64_t t = 0; t < n_tok; ++t) arrange_x(x + t * xrb, nb, W::kOrder, W::kCorr, groups + t * ng);
   }
-  header->order = W::kOrder;
-  header->corr = W::kCorr;
-  header->nb = nb;
-  header->n_tok = n_tok;
   return groups;
 }
 

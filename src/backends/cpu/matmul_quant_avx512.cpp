@@ -126,6 +126,36 @@ void repack_packed_group(const uint8_t* w, size_t wrb, int n_rows, int64_t g, Ti
   }
 }
 
+// A tile of packed rows whose last group g holds m < 16 blocks (weight_packing.h): each block's
+// fields gathered from its slot in the 16 rows (lane q: row kLaneRow[q]; `offsets` its row's byte
+// offset), absent rows as zeros.
+template <class Kind>
+void repack_packed_partial(const uint8_t* w, int n_rows, int64_t g, int m, __m512i offsets, TileBlock* out) {
+  const uint8_t* grp = w + g * static_cast<int64_t>(16 * Kind::kBlockBytes);
+  const __mmask16 rows = _mm512_cmplt_epi32_mask(_mm512_load_si512(kLaneRow), _mm512_set1_epi32(n_rows));
+  const auto gather = [&](int64_t off) {
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), rows, offsets, grp + off, 1);
+  };
+  int slot = 0;
+  for (int p = 0; p < 16; ++p) {
+    const int b = Kind::kLaneBlock[p];
+    if (b >= m) continue;
+    TileBlock& blk = out[16 * g + b];
+    _mm512_store_ps(blk.d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gather(2 * slot))));
+    for (int j = 0; j < Kind::kPackedRegs; ++j) {
+      const __m512i u = gather(2 * m + 4 * m * j + 4 * slot);
+      if constexpr (Kind::kPackedRegs == 4) {
+        const __m512i low4 = _mm512_set1_epi8(0x0F);
+        _mm512_store_si512(blk.a[j], _mm512_and_si512(u, low4));
+        _mm512_store_si512(blk.a[4 + j], _mm512_and_si512(_mm512_srli_epi16(u, 4), low4));
+      } else {
+        _mm512_store_si512(blk.a[j], u);  // stored as q + 128
+      }
+    }
+    ++slot;
+  }
+}
+
 // The rows of a tile are one contiguous range, but the repack walks it as 16 interleaved streams,
 // which the hardware prefetchers serve at a fraction of the memory bandwidth. So while one tile is
 // repacked, the next tile's range [next, next + next_bytes) is prefetched as one sequential stream.
@@ -144,6 +174,10 @@ void repack_tile(const uint8_t* w, size_t wrb, int n_rows, int64_t nb, bool use_
     for (int64_t g = 0; g < nb / 16; ++g) {
       for (int64_t b = 16 * g; b < 16 * g + 16; ++b) prefetch_next(b);
       repack_packed_group<Kind, kFull>(w, wrb, n_rows, g, out);
+    }
+    if (nb % 16 != 0) {
+      for (int64_t b = nb / 16 * 16; b < nb; ++b) prefetch_next(b);
+      repack_packed_partial<Kind>(w, n_rows, nb / 16, static_cast<int>(nb % 16), offsets, out);
     }
     return;
   }

@@ -108,11 +108,19 @@ struct Q4Operands {
     load_transposed<kFull>(blk + 2, stride, n_rows, u);
     split(u, a);
   }
+  /// From a packed group's registers already loaded (u[j] = register j).
+  static inline void from_regs(const __m512i (&u)[8], __m512i (&a)[8]) {
+    const __m512i(&u4)[4] = reinterpret_cast<const __m512i(&)[4]>(u);
+    split(u4, a);
+  }
   /// From the registers of a packed group (u[j] = register j).
   static inline void from_packed(const uint8_t* regs, __m512i (&a)[8]) {
     __m512i u[4];
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) u[j] = _mm512_loadu_si512(regs + 64 * j);
+    for (int j = 0; j < 4; ++j) {
+      u[j] = _mm512_loadu_si512(regs + 64 * j);
+      asm("" : "+v"(u[j]));  // one load for both nibbles, not a memory operand of each
+    }
     split(u, a);
   }
 };
@@ -133,11 +141,35 @@ struct Q8Operands {
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) a[4 + j] = _mm512_xor_si512(u[j], bias);
   }
+  static inline void from_regs(const __m512i (&u)[8], __m512i (&a)[8]) {
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j) a[j] = u[j];  // stored as q + 128
+  }
   static inline void from_packed(const uint8_t* regs, __m512i (&a)[8]) {
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) a[j] = _mm512_loadu_si512(regs + 64 * j);  // stored as q + 128
   }
 };
+
+/// A packed partial group of m < 16 blocks (weight_packing.h: the m scales, then register j's m
+/// dwords at byte 2m + 4mj, slot s holding the block of the s-th lane, in increasing lane order,
+/// whose block exists): the operands as from_packed gives them for a whole group, and the block
+/// scales (returned), in the lanes of their blocks; zeros in the lanes of absent blocks. Reads
+/// only the group's bytes.
+template <class Ops>
+inline __m512 packed_partial_group(const uint8_t* grp, int m, __m512i (&a)[8]) {
+  const __mmask16 present = _mm512_cmplt_epi32_mask(_mm512_load_si512(Ops::kLaneBlock), _mm512_set1_epi32(m));
+  const auto first = static_cast<__mmask16>((1u << m) - 1);
+  __m512i u[8];
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; ++j) {
+    u[j] = j < Ops::kPackedRegs
+               ? _mm512_maskz_expand_epi32(present, _mm512_maskz_loadu_epi32(first, grp + 2 * m + 4 * m * j))
+               : _mm512_setzero_si512();
+  }
+  Ops::from_regs(u, a);
+  return _mm512_maskz_expand_ps(present, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first, grp)));
+}
 
 /// Fixed-order horizontal sum: lanes (i, i+8), then (i, i+4), (i, i+2), (0, 1).
 inline float hsum(__m512 v) {

@@ -8,7 +8,11 @@
 //    as the stride; order = kLaneRow), about 14 cycles a group for Q4_0 and 27 for Q8_0, shared by
 //    the tokens of the batch;
 //  - packed layout (weight_packing.h): the operands are plain loads (order = the type's partial
-//    order).
+//    order); a partial group at the end of the row, masked loads expanded into its blocks' lanes.
+// One token reads two rows at a time (one_token_rows), so each activation operand loaded serves
+// both.
+// The activations are arranged once per product and thread (arranged_activations), not once per
+// work item.
 // Per token and group the hot loop issues 8 vpdpbusd, a multiply and an FMA and 10 vector loads:
 // about 6 cycles measured on a Zen 5 class core (two 512-bit loads and two vpdpbusd a cycle), 14 on
 // a Zen 4 class one (one of each). The activations a pass reads must stay in L1: a batch whose
@@ -53,6 +57,11 @@ struct alignas(64) XGroup {
   int32_t corr[16];  // the block's correction, -kCorr times the sum of its values
   float d[16];       // the block's scale
 };
+
+// Names the arrangement of prepare_x_groups<Kind> (arranged_activations): the work items of one
+// product reuse it.
+template <class Kind>
+constexpr char kArrangedTag = 0;
 
 // Token t's groups go to out[g * stride] (all tokens of a group side by side, so that a pass reaches
 // each token's group at a fixed offset from one pointer).
@@ -131,7 +140,9 @@ __attribute__((always_inline)) inline void group_tokens(const uint8_t* blk, int 
   }
   __m512i a[8];
   __m512 dw;
-  if constexpr (Kind::kIsPacked) {
+  if constexpr (Kind::kIsPacked && !kFull) {
+    dw = packed_partial_group<Kind>(blk, n_valid, a);
+  } else if constexpr (Kind::kIsPacked) {
     dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
     Kind::from_packed(blk + 32, a);
   } else {
@@ -200,6 +211,90 @@ void row_groups(const uint8_t* row, int64_t nb, int64_t g0, int64_t g1, const XG
   for (int t = 0; t < T; ++t) y[t * ys] = hsum(_mm512_permutexvar_ps(perm, acc[t]));
 }
 
+// One token, two rows: acc_a/acc_b += the groups at blk_a/blk_b (n_valid blocks) . the token's
+// group xg, each activation operand loaded once for both rows; the same arithmetic per row as
+// group_tokens<Kind, 1> (integer sums are exact, so the chains' split changes nothing).
+template <class Kind, bool kFull>
+__attribute__((always_inline)) inline void group_row_pair(const uint8_t* blk_a, const uint8_t* blk_b, int n_valid,
+                                                          const XGroup& xg, int64_t ahead, __m512& acc_a,
+                                                          __m512& acc_b) {
+  constexpr auto kGroupBytes = static_cast<int64_t>(16 * Kind::kBlockBytes);
+  for (int64_t off = 0; off < kGroupBytes; off += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(blk_a + ahead + off), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(blk_b + ahead + off), _MM_HINT_T1);
+  }
+  __m512i a[8], b[8];
+  __m512 dw_a, dw_b;
+  if constexpr (Kind::kIsPacked && !kFull) {
+    dw_a = packed_partial_group<Kind>(blk_a, n_valid, a);
+    dw_b = packed_partial_group<Kind>(blk_b, n_valid, b);
+  } else if constexpr (Kind::kIsPacked) {
+    dw_a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk_a)));
+    dw_b = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk_b)));
+    Kind::from_packed(blk_a + 32, a);
+    Kind::from_packed(blk_b + 32, b);
+  } else {
+    Kind::template transpose<kFull>(blk_a, Kind::kBlockBytes, n_valid, a);
+    Kind::template transpose<kFull>(blk_b, Kind::kBlockBytes, n_valid, b);
+    dw_a = group_scales<static_cast<int64_t>(Kind::kBlockBytes), kFull>(blk_a, n_valid);
+    dw_b = group_scales<static_cast<int64_t>(Kind::kBlockBytes), kFull>(blk_b, n_valid);
+  }
+  __m512i sa[2] = {_mm512_load_si512(xg.corr), _mm512_setzero_si512()};
+  asm("" : "+v"(sa[0]));
+  __m512i sb[2] = {sa[0], _mm512_setzero_si512()};
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; ++j) {
+    __m512i xv = _mm512_load_si512(xg.q[j]);
+    asm("" : "+v"(xv));  // one load for both rows, not a memory operand of each
+    sa[j % 2] = _mm512_dpbusd_epi32(sa[j % 2], a[j], xv);
+    sb[j % 2] = _mm512_dpbusd_epi32(sb[j % 2], b[j], xv);
+  }
+  const __m512 dx = _mm512_load_ps(xg.d);
+  const __m512 fa = _mm512_cvtepi32_ps(_mm512_add_epi32(sa[0], sa[1]));
+  const __m512 fb = _mm512_cvtepi32_ps(_mm512_add_epi32(sb[0], sb[1]));
+  const __m512 scale_a = _mm512_mul_ps(dw_a, dx);
+  const __m512 scale_b = _mm512_mul_ps(dw_b, dx);
+  if constexpr (kFull) {
+    acc_a = _mm512_fmadd_ps(fa, scale_a, acc_a);
+    acc_b = _mm512_fmadd_ps(fb, scale_b, acc_b);
+  } else {
+    const __mmask16 valid = _mm512_cmplt_epi32_mask(_mm512_load_si512(Kind::kOrder), _mm512_set1_epi32(n_valid));
+    acc_a = _mm512_mask3_fmadd_ps(fa, scale_a, acc_a, valid);
+    acc_b = _mm512_mask3_fmadd_ps(fb, scale_b, acc_b, valid);
+  }
+}
+
+// One token over whole rows [r0, r1), two rows at a time: half the activation loads of one row at
+// a time, which on a core that loads two vectors a cycle are most of a group's loads (Q4_0: 8 of
+// 13). Row r goes with row r + half, so that two streams are read at once, as in the AVX2 kernel.
+template <class Kind>
+void one_token_rows(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_t r1, const XGroup* xg, float* y) {
+  static constexpr LanePerm kToPartials(Kind::kOrder, Kind::kLaneBlock);
+  constexpr auto kGroupBytes = static_cast<int64_t>(16 * Kind::kBlockBytes);
+  const __m512i perm = _mm512_load_si512(kToPartials.perm);
+  const int64_t full = nb / 16;
+  const int64_t half = (r1 - r0) / 2;
+  for (int64_t r = r0; r < r0 + half; ++r) {
+    const uint8_t* row_a = w + r * wrb;
+    const uint8_t* row_b = w + (r + half) * wrb;
+    __m512 acc_a = _mm512_setzero_ps(), acc_b = _mm512_setzero_ps();
+    for (int64_t g = 0; g < full; ++g) {
+      group_row_pair<Kind, true>(row_a + g * kGroupBytes, row_b + g * kGroupBytes, 16, xg[g], kRowPrefetchBytes, acc_a,
+                                 acc_b);
+    }
+    if (full * 16 < nb) {
+      group_row_pair<Kind, false>(row_a + full * kGroupBytes, row_b + full * kGroupBytes,
+                                  static_cast<int>(nb - 16 * full), xg[full], kRowPrefetchBytes, acc_a, acc_b);
+    }
+    y[r] = hsum(_mm512_permutexvar_ps(perm, acc_a));
+    y[r + half] = hsum(_mm512_permutexvar_ps(perm, acc_b));
+  }
+  if ((r1 - r0) % 2 != 0) {
+    row_groups<Kind, 1>(w + (r1 - 1) * wrb, nb, 0, (nb + 15) / 16, xg, 1, kRowPrefetchBytes, nullptr, true, y + r1 - 1,
+                        0);
+  }
+}
+
 constexpr int kRowMaxTokens = 16;  // tokens per call (their accumulators stay in registers)
 
 using RowFn = void (*)(const uint8_t*, int64_t, int64_t, int64_t, const XGroup*, int64_t, int64_t, float*, bool, float*,
@@ -237,11 +332,13 @@ void small_batch_rows(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64
   const int64_t nb = k / kQKBlock;
   const int64_t n_groups = (nb + 15) / 16;
   const auto x_bytes = static_cast<size_t>(n_tok * n_groups) * sizeof(XGroup);
-  auto* scratch =
-      static_cast<uint8_t*>(matmul_scratch(x_bytes + static_cast<size_t>(kRowBlock * n_tok * 16) * sizeof(float)));
-  auto* xg = reinterpret_cast<XGroup*>(scratch);
-  auto* state = reinterpret_cast<float*>(scratch + x_bytes);
-  for (int64_t t = 0; t < n_tok; ++t) prepare_x_groups<Kind>(x + t * xrb, nb, xg + t, n_tok);
+  const ArrangedArea area =
+      arranged_activations(&kArrangedTag<Kind>, x, xrb, static_cast<size_t>(nb) * kXBlockBytes, n_tok, x_bytes);
+  auto* xg = static_cast<XGroup*>(area.data);
+  if (!area.valid) {
+    for (int64_t t = 0; t < n_tok; ++t) prepare_x_groups<Kind>(x + t * xrb, nb, xg + t, n_tok);
+  }
+  auto* state = static_cast<float*>(matmul_scratch(static_cast<size_t>(kRowBlock * n_tok * 16) * sizeof(float)));
   const int64_t per_token = n_groups * static_cast<int64_t>(sizeof(XGroup));
   const int64_t fit = chunk_bytes() / per_token;  // tokens whose whole rows of activations fit
   if (fit < n_tok && 2 * fit >= n_tok) {
@@ -261,6 +358,10 @@ void small_batch_rows(int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64
     return;
   }
   const int64_t chunk = max_i64(1, chunk_bytes() / (n_tok * static_cast<int64_t>(sizeof(XGroup))));
+  if (n_tok == 1 && chunk >= n_groups) {
+    one_token_rows<Kind>(w, wrb, nb, r0, r1, xg, y);
+    return;
+  }
   if (chunk >= n_groups) {
     for (int64_t r = r0; r < r1; ++r) {
       fn(w + r * wrb, nb, 0, n_groups, xg, n_tok, kRowPrefetchBytes, state, true, y + r, ys);

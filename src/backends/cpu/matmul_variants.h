@@ -61,4 +61,17 @@ void matmul_quant_avx2(DType wtype, bool packed, int64_t k, const void* w, size_
 /// grow it. Lives in generic code so SIMD files instantiate no shared library templates.
 void* matmul_scratch(size_t bytes, int slot = 0);
 
+/// A per-thread memo of activations arranged for a kernel: the work items of one product multiply
+/// the same activations, so each thread arranges them once per product, not once per item. Returns
+/// a 64-byte aligned area of `arranged_bytes` (in scratch slot 1) and whether it already holds what
+/// the arrangement named by `arranger` (the address of a tag object of the kernel's) made of exactly
+/// these n_tok rows of row_bytes bytes (xrb apart), compared in full. When it does not, the caller
+/// must fill it before the next call.
+struct ArrangedArea {
+  void* data;
+  bool valid;
+};
+ArrangedArea arranged_activations(const void* arranger, const uint8_t* x, size_t xrb, size_t row_bytes, int64_t n_tok,
+                                  size_t arranged_bytes);
+
 }  // namespace mixserve::cpu
