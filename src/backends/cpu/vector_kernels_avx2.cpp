@@ -487,6 +487,8 @@ void scores(const QueryBatch& b, const float* const* k_blocks, int64_t block_row
   }
 }
 
+}  // namespace
+
 // Grouped-query attention: the queries of `a` over the same keys and values, in batches of up to
 // kMaxQueries, so the cache rows are read once per batch instead of once per query. Each query gets
 // exactly the operations, hence the bits, of a call of its own (attention_head_avx2).
@@ -516,8 +518,6 @@ void attention_head_avx2(const float* q, const float* const* k_blocks, const flo
   const AttentionQueries a{.q = q, .out = out, .n_kv = n_kv};
   attention_queries_avx2(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
 }
-
-}  // namespace
 
 const VectorKernelTable kVectorKernelsAvx2 = {
     "avx2",   rms_norm_avx2,       rope_avx2, softmax_avx2,           swiglu_avx2,
