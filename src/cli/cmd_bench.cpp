@@ -21,6 +21,36 @@ struct BenchFlags {
   GatewayBenchFlags gateway;
 };
 
+// Where a decoded token's time went, op kind by op kind (BenchOptions::profile).
+void print_decode_profile(const BenchResult& r, int64_t n_gen) {
+  if (!r.profiled) {
+    std::printf("profile: not every device of this model times its ops; no profile\n");
+    return;
+  }
+  double seconds = 0;
+  for (double tps : r.decode_tps) seconds += static_cast<double>(n_gen) / tps;
+  const double tokens = static_cast<double>(n_gen) * static_cast<double>(r.decode_tps.size());
+  if (tokens <= 0 || seconds <= 0) return;
+  const double per_token = seconds / tokens;
+  std::vector<size_t> kinds;
+  for (size_t k = 0; k < hal::kOpKindCount; ++k) {
+    if (r.decode_profile.ops[k] > 0) kinds.push_back(k);
+  }
+  std::sort(kinds.begin(), kinds.end(),
+            [&](size_t a, size_t b) { return r.decode_profile.seconds[a] > r.decode_profile.seconds[b]; });
+  std::printf("profile of the decode runs, per token (%.1f us in all; each op timed from its start to its end):\n",
+              per_token * 1e6);
+  std::printf("  %-12s %10s %12s %8s\n", "op", "ops/token", "us/token", "share");
+  for (size_t k : kinds) {
+    const double s = r.decode_profile.seconds[k] / tokens;
+    std::printf("  %-12s %10.1f %12.1f %7.1f%%\n", std::string(hal::op_name(static_cast<hal::OpKind>(k))).c_str(),
+                static_cast<double>(r.decode_profile.ops[k]) / tokens, s * 1e6, 100.0 * s / per_token);
+  }
+  const double outside = std::max(0.0, per_token - r.decode_profile.total_seconds() / tokens);
+  std::printf("  %-12s %10s %12.1f %7.1f%%  (sampling, host copies, graph set-up)\n", "between ops", "", outside * 1e6,
+              100.0 * outside / per_token);
+}
+
 void bench(const BenchFlags& f) {
   if (f.serve.enabled) return bench_serve(f.model, f.serve);
   if (f.gateway.enabled) return bench_gateway(f.model, f.gateway);
@@ -94,6 +124,7 @@ void bench(const BenchFlags& f) {
                   m.mean, m.stdev);
     }
   }
+  if (f.bench.profile && !r.decode_tps.empty()) print_decode_profile(r, f.bench.n_gen);
   if (!r.batch_decode_tps.empty()) {
     const Stat s = stat_of(r.batch_decode_tps);
     const double single = r.decode_tps.empty() ? 0.0 : stat_of(r.decode_tps).mean;
@@ -120,6 +151,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--batch", flags->bench.batch,
                   "also decode this many sequences together (continuous batching) and report aggregate tokens/s")
       ->check(CLI::Range(1, 1024))->capture_default_str();
+  cmd->add_flag("--profile", flags->bench.profile,
+                "also show where a decoded token's time goes: time per op kind (matrix products, attention, ...)");
   cmd->add_option("--probe-bytes", flags->probe_bytes, "buffer size of the bandwidth probe")
       ->check(CLI::Range(size_t{1} << 20, size_t{1} << 36))->capture_default_str();
   flags->serve.add_to(cmd);

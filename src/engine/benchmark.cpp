@@ -100,9 +100,11 @@ BenchResult run_benchmark(const Model& model, const BenchOptions& options) {
       session.reset();
       const bool probe = rep >= 0 && options.probe_bandwidth;
       const double before = probe ? options.probe_bandwidth() : 0;
+      if (options.profile && rep >= 0) r.profiled = session.set_profile(&r.decode_profile);
       Stopwatch watch;
       for (int64_t i = 0; i < options.n_gen; ++i) session.eval(std::span<const int32_t>(&tokens[static_cast<size_t>(i)], 1));
       const double seconds = watch.seconds();
+      session.set_profile(nullptr);
       if (rep >= 0) r.decode_tps.push_back(static_cast<double>(options.n_gen) / seconds);
       if (probe) {
         const double after = options.probe_bandwidth();

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/model.h"
+#include "hal/op_profile.h"
 
 namespace mixserve {
 
@@ -17,6 +18,7 @@ struct BenchOptions {
   uint64_t seed = 1;           ///< random token ids
   int64_t batch = 1;           ///< > 1 adds a batched decode test: this many sequences decode n_gen tokens
                                ///< together (continuous batching, paged KV cache)
+  bool profile = false;        ///< time every op of the measured decode runs (BenchResult::decode_profile)
   std::function<double()> probe_bandwidth;  ///< when set: measures the memory read bandwidth (bytes/s) right
                                             ///< before and right after each measured decode run
 };
@@ -39,6 +41,10 @@ struct BenchResult {
   std::vector<double> batch_decode_tps;  ///< aggregate tokens/s of each batched tg run (all sequences)
   double prefill_flops_per_token = 0;  ///< multiply-adds x 2 of one prefill token (mean context)
   double decode_bytes_per_token = 0;   ///< weight + KV-cache bytes read per decoded token (mean context)
+  /// With BenchOptions::profile: the ops of all measured decode runs (`profiled`: whether every
+  /// device timed its ops).
+  hal::OpProfile decode_profile;
+  bool profiled = false;
 };
 
 /// Runs pp then tg `repetitions` times, each from an empty context; a warm-up run precedes them.

@@ -48,6 +48,10 @@ Session::~Session() = default;
 
 const hal::SchedulerStats& Session::scheduler_stats() const { return state_->stream->stats(); }
 
+bool Session::set_profile(hal::OpProfile* profile) {
+  return state_->stream->set_profile(profile);
+}
+
 std::vector<float> Session::eval(std::span<const int32_t> tokens, bool all_logits) {
   const ModelConfig& c = model_.config();
   const auto n = static_cast<int64_t>(tokens.size());

@@ -35,6 +35,9 @@ class Session {
   int64_t n_ctx() const { return n_ctx_; }
   /// What the device scheduler did so far (ops per device, fallbacks, copies between devices).
   const hal::SchedulerStats& scheduler_stats() const;
+  /// Adds the time of every op of the following evals to *profile (nullptr: stops); false when a
+  /// device of the model cannot time its ops.
+  bool set_profile(hal::OpProfile* profile);
   /// Forgets all tokens (the KV cache is reused).
   void reset() { n_past_ = 0; }
 

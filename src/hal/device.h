@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hal/op.h"
+#include "hal/op_profile.h"
 
 namespace mixserve::hal {
 
@@ -45,6 +46,9 @@ class Stream {
   virtual void read(const Buffer& src, size_t offset, void* dst, size_t bytes) = 0;
   /// Waits until all queued work is complete.
   virtual void synchronize() = 0;
+  /// Starts adding the time of each op run from now on to *profile (nullptr: stops); false, and
+  /// nothing added, when this stream cannot time its ops.
+  virtual bool set_profile(OpProfile* profile) { return profile == nullptr; }
 };
 
 /// Static facts about a device, for listings and placement.

@@ -238,6 +238,12 @@ void Scheduler::run_all(std::span<const Op> ops) {
   stats_.ops_per_device[0] += ops.size();
 }
 
+bool Scheduler::set_profile(OpProfile* profile) {
+  bool all = true;
+  for (int slot = 0; slot < static_cast<int>(streams_.size()); ++slot) all = stream(slot).set_profile(profile) && all;
+  return all;
+}
+
 void Scheduler::write(Buffer& dst, size_t offset, const void* src, size_t bytes) {
   auto* m = dynamic_cast<Mirrored*>(&dst);
   if (m == nullptr) {

@@ -39,6 +39,8 @@ class Scheduler : public Stream {
   void write(Buffer& dst, size_t offset, const void* src, size_t bytes) override;
   void read(const Buffer& src, size_t offset, void* dst, size_t bytes) override;
   void synchronize() override;
+  /// Sets the profile of every device's stream; true when all of them time their ops.
+  bool set_profile(OpProfile* profile) override;
 
   /// The policy in use.
   const PlacementPolicy& policy() const { return policy_; }

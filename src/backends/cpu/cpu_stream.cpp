@@ -1,6 +1,7 @@
 #include "backends/cpu/cpu_stream.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -118,17 +119,26 @@ void CpuStream::run_all(std::span<const hal::Op> ops) {
     if (ops[i].kind == hal::OpKind::kMatMul) {
       while (j < ops.size() && joins(ops.subspan(i, j - i), ops[j])) ++j;
     }
+    const auto start = profile_ != nullptr ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     if (j - i > 1) {
       for (size_t g = i; g < j; ++g) check(ops[g]);
       mat_mul(ops.subspan(i, j - i));
     } else {
-      run(ops[i]);
+      execute(ops[i]);
+    }
+    if (profile_ != nullptr) {
+      profile_->add(ops[i].kind, j - i,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     i = j;
   }
 }
 
 void CpuStream::run(const hal::Op& op) {
+  run_all(std::span<const hal::Op>(&op, 1));
+}
+
+void CpuStream::execute(const hal::Op& op) {
   check(op);
   switch (op.kind) {
     case hal::OpKind::kGetRows: return get_rows(op);

@@ -23,11 +23,18 @@ class CpuStream : public hal::Stream {
   void write(hal::Buffer& dst, size_t offset, const void* src, size_t bytes) override;
   void read(const hal::Buffer& src, size_t offset, void* dst, size_t bytes) override;
   void synchronize() override {}
+  /// Times every op (a group of products run as one job counts as its ops, with the job's time).
+  bool set_profile(hal::OpProfile* profile) override {
+    profile_ = profile;
+    return true;
+  }
 
   /// Threads used by this stream.
   int n_threads() const { return pool_.size(); }
 
  private:
+  /// Runs one op (checked) without timing it.
+  void execute(const hal::Op& op);
   void get_rows(const hal::Op& op);
   /// Matrix products that read the same input with weights of one type, layout and width.
   void mat_mul(std::span<const hal::Op> ops);
@@ -49,6 +56,7 @@ class CpuStream : public hal::Stream {
   hal::Device& device_;
   ThreadPool pool_;
   std::vector<uint8_t> scratch_;
+  hal::OpProfile* profile_ = nullptr;
 };
 
 }  // namespace mixserve::cpu

@@ -1,0 +1,82 @@
+// Op profiles (`mixserve bench --profile`): a CPU stream counts and times every op of the evals
+// it runs while a profile is set, and nothing once it is cleared; a device whose stream cannot
+// time its ops says so.
+#include <gtest/gtest.h>
+
+#include "common/timer.h"
+#include "engine/session.h"
+#include "hal/op_profile.h"
+#include "model/synth.h"
+#include "support/subset_device.h"
+#include "support/test_support.h"
+
+namespace mixserve {
+namespace {
+
+uint64_t ops_of(const hal::OpProfile& p, hal::OpKind kind) {
+  return p.ops[static_cast<size_t>(kind)];
+}
+double seconds_of(const hal::OpProfile& p, hal::OpKind kind) {
+  return p.seconds[static_cast<size_t>(kind)];
+}
+
+class OpProfileTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Model> load(const std::string& devices) {
+    testing::registered_subset_device();
+    SynthOptions options;
+    options.shape = synth_preset("tiny");
+    options.type = DType::kQ8_0;
+    options.vocab = builtin_vocab();
+    const std::string path = dir_.file("tiny.gguf");
+    write_synth_model(options, path);
+    LoadOptions o;
+    o.device = devices;
+    o.n_threads = 2;
+    return Model::load(path, o);
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(OpProfileTest, CpuStreamCountsAndTimesEveryOpWhileSet) {
+  const auto model = load("cpu");
+  const int64_t n_layer = model->config().n_layer;
+  Session session(*model, {.n_ctx = 32, .n_batch = 8});
+  hal::OpProfile profile;
+  ASSERT_TRUE(session.set_profile(&profile));
+  const std::vector<int32_t> prompt = {1, 17, 42, 99, 3};
+  Stopwatch watch;
+  session.eval(prompt);
+  const int32_t next = 7;
+  session.eval(std::span<const int32_t>(&next, 1));
+  const double wall = watch.seconds();
+  // Two forward passes: per layer 7 products (q, k, v, o, gate, up, down), one attention, two
+  // norms, two RoPEs, two KV stores, two residual adds, one SwiGLU; then the final norm, the
+  // output product and, first, the embedding lookup.
+  EXPECT_EQ(ops_of(profile, hal::OpKind::kMatMul), static_cast<uint64_t>(2 * (7 * n_layer + 1)));
+  EXPECT_EQ(ops_of(profile, hal::OpKind::kAttention), static_cast<uint64_t>(2 * n_layer));
+  EXPECT_EQ(ops_of(profile, hal::OpKind::kRmsNorm), static_cast<uint64_t>(2 * (2 * n_layer + 1)));
+  EXPECT_EQ(ops_of(profile, hal::OpKind::kStoreKV), static_cast<uint64_t>(2 * 2 * n_layer));
+  EXPECT_EQ(ops_of(profile, hal::OpKind::kSwiGLU), static_cast<uint64_t>(2 * n_layer));
+  EXPECT_EQ(ops_of(profile, hal::OpKind::kGetRows), 2u);
+  EXPECT_GT(seconds_of(profile, hal::OpKind::kMatMul), 0.0);
+  EXPECT_GT(seconds_of(profile, hal::OpKind::kAttention), 0.0);
+  EXPECT_LE(profile.total_seconds(), wall);
+
+  const hal::OpProfile before = profile;
+  ASSERT_TRUE(session.set_profile(nullptr));
+  session.eval(std::span<const int32_t>(&next, 1));
+  EXPECT_EQ(profile.ops, before.ops);
+  EXPECT_EQ(profile.seconds, before.seconds);
+}
+
+TEST_F(OpProfileTest, ADeviceThatCannotTimeItsOpsSaysSo) {
+  const auto model = load("subset:0,cpu");  // the test device's stream has no timer
+  Session session(*model, {.n_ctx = 32, .n_batch = 8});
+  hal::OpProfile profile;
+  EXPECT_FALSE(session.set_profile(&profile));
+  EXPECT_TRUE(session.set_profile(nullptr));
+}
+
+}  // namespace
+}  // namespace mixserve
