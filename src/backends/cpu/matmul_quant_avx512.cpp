@@ -1,6 +1,6 @@
-// AVX-512 VNNI kernels for quantised weights (Q8_0, Q4_0) x Q8_0 activations: batches here, one
-// token in matmul_decode_avx512.cpp; the arithmetic contract is in matmul_quant_avx512.h.
-// Up to 16 tokens go to matmul_small_batch_avx512.cpp. Larger batches (prefill) here: tiles of 16
+// AVX-512 VNNI kernels for quantised weights (Q8_0, Q4_0) x Q8_0 activations; the arithmetic
+// contract is in matmul_quant_avx512.h. Up to 16 tokens, one included, go to
+// matmul_small_batch_avx512.cpp. Larger batches (prefill) here: tiles of 16
 // rows repacked to scratch once and used by every token of a panel (batch_rows), 16 rows' dword
 // groups in the 16 lanes of a register so that one vpdpbusd per token advances 16 exact integer
 // sums at once; the 16 partial sums of each output live in 16 registers (one per partial, lanes =
@@ -338,7 +338,6 @@ void matmul_quant_avx512(DType wtype, bool packed, int64_t k, const void* w, siz
                          const void* x, size_t x_row_bytes, int64_t n_tok, float* y, int64_t y_stride) {
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xb = static_cast<const uint8_t*>(x);
-  if (n_tok == 1 && !packed) return decode_quant_avx512(wtype, k, wb, w_row_bytes, r0, r1, xb, y);
   if (small_batch_quant_avx512(wtype, packed, k, wb, w_row_bytes, r0, r1, xb, x_row_bytes, n_tok, y, y_stride)) return;
   const auto rows = [&](auto kind, auto packed_layout) {
     batch_rows<decltype(kind), decltype(packed_layout)::value>(k, wb, w_row_bytes, r0, r1, xb, x_row_bytes, n_tok, y,

@@ -1,6 +1,5 @@
 // Internal to the AVX-512 quantised matmul kernels: matmul_quant_avx512.cpp (entry, and tiles for
-// batches of more than 16 tokens), matmul_small_batch_avx512.cpp (2-16 tokens, and one token on
-// packed rows), matmul_decode_avx512.cpp (one token on GGUF-layout rows). Include only from
+// batches of more than 16 tokens), matmul_small_batch_avx512.cpp (1-16 tokens). Include only from
 // *_avx512.cpp files: the inline helpers use AVX-512 and live in an anonymous namespace, so no
 // copy can leak into generic code.
 //
@@ -10,7 +9,7 @@
 //   activations; Q4_0 supplies its nibbles 0..15, Q8_0 w + 128, and the matching correction,
 //   -8 or -128 times the sum of the activation block's values, is added to the integer sum);
 //   16 partial sums P_l: block b goes to partial l where lane_block[l] == b % 16 (a per-format
-//   table, the order the decode reduction leaves blocks in), each running over its blocks in
+//   table, the order an earlier one-token reduction left blocks in), each running over its blocks in
 //   increasing order from +0: P_l = fma(float(isum_b), dw_b * dx_b, P_l);
 //   y = the partials added in hsum's fixed tree.
 #pragma once
@@ -199,15 +198,10 @@ inline int32_t block_sum(const uint8_t* blk) {
 
 }  // namespace
 
-/// Up to 16 tokens (matmul_small_batch_avx512.cpp): y[t * ys + r] for r in [r0, r1), weights in the
+/// 1 to 16 tokens (matmul_small_batch_avx512.cpp): y[t * ys + r] for r in [r0, r1), weights in the
 /// GGUF layout or packed (weight_packing.h). Returns false (computing nothing) when the batch is
 /// better served by the tiles of matmul_quant_avx512.cpp.
 bool small_batch_quant_avx512(DType wtype, bool packed, int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1,
                               const uint8_t* x, size_t xrb, int64_t n_tok, float* y, int64_t ys);
-
-/// One token: y[r] for r in [r0, r1) (matmul_decode_avx512.cpp), GGUF-layout weights. x is one
-/// Q8_0 activation row.
-void decode_quant_avx512(DType wtype, int64_t k, const uint8_t* w, size_t wrb, int64_t r0, int64_t r1,
-                         const uint8_t* x, float* y);
 
 }  // namespace mixserve::cpu

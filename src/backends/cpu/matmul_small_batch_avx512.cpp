@@ -1,5 +1,5 @@
-// AVX-512 VNNI products of Q4_0/Q8_0 weights with up to 16 tokens (continuous-batching decode, and
-// one token for packed weights); the arithmetic contract is in matmul_quant_avx512.h.
+// AVX-512 VNNI products of Q4_0/Q8_0 weights with 1 to 16 tokens (decode, and continuous-batching
+// decode); the arithmetic contract is in matmul_quant_avx512.h.
 // Rows are read in place, in memory order (one sequential stream, as in decode), 16 blocks at a
 // time, with lane p of every register holding block order[p] of the group, so one vpdpbusd chain
 // per token leaves exact block sums in lanes: no repack through memory, no per-token reduction,
@@ -10,7 +10,9 @@
 //  - packed layout (weight_packing.h): the operands are plain loads (order = the type's partial
 //    order); a partial group at the end of the row, masked loads expanded into its blocks' lanes.
 // One token reads two rows at a time (one_token_rows), so each activation operand loaded serves
-// both.
+// both: for GGUF-layout Q4_0 rows (tied output matrices, --no-pack) this took the place of a
+// kernel of its own that permuted 4-block chunks (hot 48-54 -> 60-62 GB/s a thread; Q8_0 67-70
+// either way; Zen 5 VM, bench_matmul ProductHot batch:1 packed:0).
 // The activations are arranged once per product and thread (arranged_activations), not once per
 // work item.
 // Per token and group the hot loop issues 8 vpdpbusd, a multiply and an FMA and 10 vector loads:
