@@ -240,7 +240,12 @@ void Scheduler::run_all(std::span<const Op> ops) {
 
 bool Scheduler::set_profile(OpProfile* profile) {
   bool all = true;
-  for (int slot = 0; slot < static_cast<int>(streams_.size()); ++slot) all = stream(slot).set_profile(profile) && all;
+  for (int slot = 0; slot < static_cast<int>(streams_.size()); ++slot) {
+    // Clearing touches only the streams that exist; setting creates the others, so that a stream
+    // created later cannot run untimed.
+    if (profile == nullptr && !streams_[static_cast<size_t>(slot)]) continue;
+    all = stream(slot).set_profile(profile) && all;
+  }
   return all;
 }
 
