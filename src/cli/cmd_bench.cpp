@@ -21,8 +21,32 @@ struct BenchFlags {
   GatewayBenchFlags gateway;
 };
 
-// Where a decoded token's time went, op kind by op kind (BenchOptions::profile).
-void print_decode_profile(const BenchResult& r, int64_t n_gen) {
+// The matrix products of a decoded token by weights: each reads its weights once per token, so
+// their bytes over its time is the speed it streams them at, set against the best probe.
+void print_product_profile(const hal::OpProfile& p, double tokens, double per_token, double bandwidth) {
+  if (p.products.empty()) return;
+  std::vector<const std::pair<const hal::ProductShape, hal::ProductStats>*> rows;
+  for (const auto& e : p.products) rows.push_back(&e);
+  std::sort(rows.begin(), rows.end(), [](auto* a, auto* b) { return a->second.seconds > b->second.seconds; });
+  std::printf("matrix products by weights, per token (weight bytes / time, against the best probe, %.2f GB/s):\n",
+              bandwidth / 1e9);
+  std::printf("  %-28s %-5s %14s %10s %10s %8s %9s %7s\n", "weights", "type", "k x rows", "jobs/token", "us/token",
+              "GB/s", "of probe", "share");
+  for (const auto* e : rows) {
+    const hal::ProductShape& shape = e->first;
+    const hal::ProductStats& st = e->second;
+    const double gbps = st.seconds > 0 ? static_cast<double>(st.weight_bytes) / st.seconds / 1e9 : 0.0;
+    const std::string dims = std::to_string(shape.k) + " x " + std::to_string(shape.rows);
+    std::printf("  %-28s %-5s %14s %10.1f %10.1f %8.1f %8.1f%% %6.1f%%\n", shape.weight_names.c_str(),
+                std::string(dtype_name(shape.dtype)).c_str(), dims.c_str(), static_cast<double>(st.jobs) / tokens,
+                st.seconds / tokens * 1e6, gbps, bandwidth > 0 ? 100.0 * gbps * 1e9 / bandwidth : 0.0,
+                100.0 * st.seconds / tokens / per_token);
+  }
+}
+
+// Where a decoded token's time went, op kind by op kind (BenchOptions::profile), then the matrix
+// products by weights.
+void print_decode_profile(const BenchResult& r, int64_t n_gen, double bandwidth) {
   if (!r.profiled) {
     std::printf("profile: not every device of this model times its ops; no profile\n");
     return;
@@ -49,6 +73,7 @@ void print_decode_profile(const BenchResult& r, int64_t n_gen) {
   const double outside = std::max(0.0, per_token - r.decode_profile.total_seconds() / tokens);
   std::printf("  %-12s %10s %12.1f %7.1f%%  (graph set-up, host copies, reading the logits)\n", "between ops", "",
               outside * 1e6, 100.0 * outside / per_token);
+  print_product_profile(r.decode_profile, tokens, per_token, bandwidth);
 }
 
 void bench(const BenchFlags& f) {
@@ -124,7 +149,7 @@ void bench(const BenchFlags& f) {
                   m.mean, m.stdev);
     }
   }
-  if (f.bench.profile && !r.decode_tps.empty()) print_decode_profile(r, f.bench.n_gen);
+  if (f.bench.profile && !r.decode_tps.empty()) print_decode_profile(r, f.bench.n_gen, bandwidth);
   if (!r.batch_decode_tps.empty()) {
     const Stat s = stat_of(r.batch_decode_tps);
     const double single = r.decode_tps.empty() ? 0.0 : stat_of(r.decode_tps).mean;

@@ -97,6 +97,11 @@ TEST(Cli, BenchProfileSplitsATokensTimeByOp) {
   for (const char* op : {"\n  mat_mul ", "\n  attention ", "\n  rms_norm ", "\n  between ops "}) {
     EXPECT_NE(r.out.find(op), std::string::npos) << op << " in " << r.out;
   }
+  EXPECT_NE(r.out.find("matrix products by weights, per token"), std::string::npos) << r.out;
+  for (const char* weights :
+       {"\n  attn_q+attn_k+attn_v ", "\n  attn_output ", "\n  ffn_gate+ffn_up ", "\n  ffn_down ", "\n  output "}) {
+    EXPECT_NE(r.out.find(weights), std::string::npos) << weights << " in " << r.out;
+  }
 }
 
 TEST(Cli, DevicesListsCpu) {

@@ -127,11 +127,18 @@ void CpuStream::run_all(std::span<const hal::Op> ops) {
       execute(ops[i]);
     }
     if (profile_ != nullptr) {
-      profile_->add(ops[i].kind, j - i,
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      profile_->add(ops[i].kind, j - i, seconds);
+      if (ops[i].kind == hal::OpKind::kMatMul) add_product_profile(ops.subspan(i, j - i), seconds);
     }
     i = j;
   }
+}
+
+void CpuStream::add_product_profile(std::span<const hal::Op> group, double seconds) {
+  uint64_t bytes = 0;
+  for (const hal::Op& op : group) bytes += op.src[0]->bytes();
+  profile_->add_products(hal::product_shape(group), bytes, seconds);
 }
 
 void CpuStream::run(const hal::Op& op) {

@@ -42,6 +42,8 @@ class CpuStream : public hal::Stream {
   /// act_row bytes).
   void product_rows(const hal::Op& op, int64_t r0, int64_t r1, int64_t t0, int64_t t1, const uint8_t* xq,
                     size_t act_row);
+  /// Records a job of matrix products (run_all's group) and its time in profile_, by shape.
+  void add_product_profile(std::span<const hal::Op> group, double seconds);
   /// Checks that the stream can run `op` on host memory.
   void check(const hal::Op& op) const;
   void add(const hal::Op& op);
