@@ -173,7 +173,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   });
 }
 
-void ThreadPool::parallel_for_guided(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::parallel_for_guided(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn,
+                                     double first_share) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   if (n_threads_ == 1 || n <= grain) {
@@ -182,6 +183,7 @@ void ThreadPool::parallel_for_guided(int64_t n, int64_t grain, const std::functi
   }
   struct Claims {
     int64_t n, grain, divisor;
+    int64_t first_size, first_end;  // the first chunks: first_size items each, up to first_end
     const std::function<void(int64_t, int64_t, int)>* fn;
     std::atomic<int64_t> next{0};
     // The next chunk [begin, end), whole grains but for the end of the range; begin == n when
@@ -191,13 +193,21 @@ void ThreadPool::parallel_for_guided(int64_t n, int64_t grain, const std::functi
       for (;;) {
         if (begin >= n) return {n, n};
         const int64_t left = n - begin;
-        const int64_t size = std::max(grain, (left / divisor + grain - 1) / grain * grain);
+        const int64_t size =
+            begin < first_end ? first_size : std::max(grain, (left / divisor + grain - 1) / grain * grain);
         const int64_t end = size >= left ? n : begin + size;
         if (next.compare_exchange_weak(begin, end, std::memory_order_relaxed)) return {begin, end};
       }
     }
   };
-  Claims claims{n, grain, 2 * static_cast<int64_t>(n_threads_), &fn};
+  // The first chunks only when they leave something to share out (and are whole grains).
+  int64_t first_size = 0;
+  if (first_share > 0.0 && first_share < 1.0) {
+    const auto per_thread = static_cast<int64_t>(first_share * static_cast<long double>(n) / n_threads_);
+    first_size = per_thread <= (n - 1) / n_threads_ - grain ? (per_thread + grain - 1) / grain * grain : 0;
+  }
+  const int64_t first_end = first_size * n_threads_;
+  Claims claims{n, grain, 2 * static_cast<int64_t>(n_threads_), first_size, first_end, &fn};
   run([shared = &claims](int ith, int) {
     for (;;) {
       const auto [begin, end] = shared->claim();

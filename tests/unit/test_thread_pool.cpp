@@ -111,14 +111,18 @@ TEST(ThreadPool, ParallelForCoversTheRangeExactlyOnce) {
 }
 
 // Chunks of a guided loop: [begin, end) in claim order (= order of begin).
-std::vector<std::pair<int64_t, int64_t>> guided_chunks(ThreadPool& pool, int64_t n, int64_t grain) {
+std::vector<std::pair<int64_t, int64_t>> guided_chunks(ThreadPool& pool, int64_t n, int64_t grain,
+                                                       double first_share = 0.0) {
   std::mutex mu;
   std::vector<std::pair<int64_t, int64_t>> chunks;
-  pool.parallel_for_guided(n, grain, [&](int64_t begin, int64_t end, int ith) {
-    EXPECT_TRUE(ith >= 0 && ith < pool.size()) << ith;
-    const std::lock_guard<std::mutex> lock(mu);
-    chunks.emplace_back(begin, end);
-  });
+  pool.parallel_for_guided(
+      n, grain,
+      [&](int64_t begin, int64_t end, int ith) {
+        EXPECT_TRUE(ith >= 0 && ith < pool.size()) << ith;
+        const std::lock_guard<std::mutex> lock(mu);
+        chunks.emplace_back(begin, end);
+      },
+      first_share);
   std::sort(chunks.begin(), chunks.end());
   return chunks;
 }
@@ -131,23 +135,42 @@ TEST(ThreadPool, GuidedParallelForCoversTheRangeExactlyOnceInWholeGrains) {
     ThreadPool pool(size);
     for (int64_t n : sizes) {
       for (int64_t grain : grains) {
-        SCOPED_TRACE("threads=" + std::to_string(size) + " n=" + std::to_string(n) + " grain=" + std::to_string(grain));
-        const int64_t g = std::max<int64_t>(1, grain);
-        const auto chunks = guided_chunks(pool, n, grain);
-        int64_t covered = 0;
-        for (const auto& [begin, end] : chunks) {
-          ASSERT_EQ(begin, covered) << "a gap or an overlap";
-          ASSERT_LT(begin, end);
-          ASSERT_EQ(begin % g, 0) << "a chunk starts inside a grain";
-          if (end != n) {
-            ASSERT_EQ((end - begin) % g, 0) << "a chunk before the last is not whole grains";
+        for (double first_share : {0.0, 0.5, 0.875, 1.0}) {
+          SCOPED_TRACE("threads=" + std::to_string(size) + " n=" + std::to_string(n) +
+                       " grain=" + std::to_string(grain) + " first_share=" + std::to_string(first_share));
+          const int64_t g = std::max<int64_t>(1, grain);
+          const auto chunks = guided_chunks(pool, n, grain, first_share);
+          int64_t covered = 0;
+          for (const auto& [begin, end] : chunks) {
+            ASSERT_EQ(begin, covered) << "a gap or an overlap";
+            ASSERT_LT(begin, end);
+            ASSERT_EQ(begin % g, 0) << "a chunk starts inside a grain";
+            if (end != n) {
+              ASSERT_EQ((end - begin) % g, 0) << "a chunk before the last is not whole grains";
+            }
+            covered = end;
           }
-          covered = end;
+          ASSERT_EQ(covered, n);
         }
-        ASSERT_EQ(covered, n);
       }
     }
   }
+}
+
+TEST(ThreadPool, GuidedFirstShareGivesEachThreadOneLongRunFirst) {
+  Watchdog dog("guided first share", std::chrono::seconds(60));
+  ThreadPool pool(2);
+  constexpr int64_t kN = 11264, kGrain = 64;
+  const auto chunks = guided_chunks(pool, kN, kGrain, 7.0 / 8.0);
+  // 7/8 of the rows over 2 threads: 4928 each, already whole grains; then 1/4 of what is left.
+  ASSERT_GE(chunks.size(), 4u);
+  EXPECT_EQ(chunks[0], std::make_pair(int64_t{0}, int64_t{4928}));
+  EXPECT_EQ(chunks[1], std::make_pair(int64_t{4928}, int64_t{9856}));
+  EXPECT_EQ(chunks[2].second - chunks[2].first, (kN - 9856) / 4 / kGrain * kGrain + kGrain);
+  EXPECT_EQ(chunks.back().second - chunks.back().first, kGrain);
+  // A share that would leave nothing to share out (or too little for a grain each) is not used.
+  const auto all = guided_chunks(pool, 256, kGrain, 0.99);
+  EXPECT_EQ(all.front().second - all.front().first, 64) << "1/4 of 256 as without a first share";
 }
 
 TEST(ThreadPool, GuidedChunksShrinkToOneGrain) {

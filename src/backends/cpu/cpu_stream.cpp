@@ -52,6 +52,12 @@ int64_t matmul_grain(int64_t rows, int n_threads) {
 // alternating in one process: products 2-3.5% less time at 83-87 GB/s probes, Q4_0 and Q8_0; 128
 // no better than 64; within +-1.5% at ~50 GB/s).
 constexpr int64_t kDecodeRowGrain = 64;
+// Share of a decoding job's rows that goes out as one run per thread before the guided chunks:
+// fewer chunks, so fewer streams started anew. Zen 5 VM, TinyLlama Q4_0 decode, steps alternating
+// in one process, 14 runs at 47-84 GB/s probes: 7/8 took 0.945-1.032 (mean 0.982, 11 of 14 below
+// 1) of the products' time of the guided chunks alone; attn_output alone went 0.77-0.95 with two
+// halves. 15/16 against 7/8: 0.949-1.032, mean 0.996 (no difference; 7/8 leaves more to even out).
+constexpr double kDecodeFirstShare = 7.0 / 8.0;
 
 // Consecutive tokens of a prompt whose queries (times the heads sharing a KV head) attention
 // computes together: 4 x 8 heads of TinyLlama fill the AVX2 kernel's batches of 32 queries.
@@ -210,15 +216,18 @@ void CpuStream::mat_mul(std::span<const hal::Op> ops) {
       first_row.push_back(rows_before);
       rows_before += op.src[0]->rows();
     }
-    pool_.parallel_for_guided(total_rows, kDecodeRowGrain, [&](int64_t begin, int64_t end, int) {
-      for (size_t p = 0; p < ops.size() && begin < end; ++p) {
-        const int64_t rows = ops[p].src[0]->rows();
-        if (begin >= first_row[p] + rows) continue;
-        const int64_t r1 = std::min(rows, end - first_row[p]);
-        product_rows(ops[p], begin - first_row[p], r1, 0, n_tok, xq, act_row);
-        begin = first_row[p] + r1;
-      }
-    });
+    pool_.parallel_for_guided(
+        total_rows, kDecodeRowGrain,
+        [&](int64_t begin, int64_t end, int) {
+          for (size_t p = 0; p < ops.size() && begin < end; ++p) {
+            const int64_t rows = ops[p].src[0]->rows();
+            if (begin >= first_row[p] + rows) continue;
+            const int64_t r1 = std::min(rows, end - first_row[p]);
+            product_rows(ops[p], begin - first_row[p], r1, 0, n_tok, xq, act_row);
+            begin = first_row[p] + r1;
+          }
+        },
+        kDecodeFirstShare);
     return;
   }
   // Else work items: row ranges of one product each, sized for all the rows together, times ranges
