@@ -21,6 +21,11 @@ struct BenchFlags {
   GatewayBenchFlags gateway;
 };
 
+// A test's name as llama-bench prints it: "tg128", or "tg128 @ d2048" after 2048 tokens of depth.
+std::string test_name(const char* kind, int64_t tokens, int64_t depth) {
+  return str_cat(kind, tokens, depth > 0 ? str_cat(" @ d", depth) : std::string());
+}
+
 // The matrix products of a decoded token by weights: each reads its weights once per token, so
 // their bytes over its time is the speed it streams them at, set against the best probe.
 void print_product_profile(const hal::OpProfile& p, double tokens, double per_token, double bandwidth) {
@@ -128,17 +133,18 @@ void bench(const BenchFlags& f) {
   if (!r.prefill_tps.empty()) {
     const Stat s = stat_of(r.prefill_tps);
     const double gflops = s.mean * r.prefill_flops_per_token / 1e9;
-    std::printf("pp%-5lld %9.2f ± %6.2f tokens/s   %8.1f GFLOP/s = %5.1f%% of measured %s peak\n",
-                static_cast<long long>(f.bench.n_prompt), s.mean, s.stdev, gflops, 100.0 * gflops * 1e9 / peak,
-                int8_path ? "int8" : "f32");
+    std::printf("%-7s %9.2f ± %6.2f tokens/s   %8.1f GFLOP/s = %5.1f%% of measured %s peak\n",
+                test_name("pp", f.bench.n_prompt, f.bench.depth).c_str(), s.mean, s.stdev, gflops,
+                100.0 * gflops * 1e9 / peak, int8_path ? "int8" : "f32");
   }
   if (!r.decode_tps.empty()) {
     const Stat s = stat_of(r.decode_tps);
     const double roofline = bandwidth / r.decode_bytes_per_token;
-    std::printf("tg%-5lld %9.2f ± %6.2f tokens/s   roofline %.2f tokens/s (%s read per token / %.2f GB/s) -> "
-                "%.1f%% of roofline\n",
-                static_cast<long long>(f.bench.n_gen), s.mean, s.stdev, roofline,
-                human_bytes(r.decode_bytes_per_token).c_str(), bandwidth / 1e9, 100.0 * s.mean / roofline);
+    std::printf(
+        "%-7s %9.2f ± %6.2f tokens/s   roofline %.2f tokens/s (%s read per token / %.2f GB/s) -> "
+        "%.1f%% of roofline\n",
+        test_name("tg", f.bench.n_gen, f.bench.depth).c_str(), s.mean, s.stdev, roofline,
+        human_bytes(r.decode_bytes_per_token).c_str(), bandwidth / 1e9, 100.0 * s.mean / roofline);
     if (!r.bandwidth_around_decode.empty()) {
       std::vector<double> shares;
       for (size_t i = 0; i < r.decode_tps.size() && i < r.bandwidth_around_decode.size(); ++i) {
@@ -171,6 +177,10 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::Range(0, 1 << 20))->capture_default_str();
   cmd->add_option("-n,--n-gen", flags->bench.n_gen, "tokens of the decode test (0 = skip)")
       ->check(CLI::Range(0, 1 << 20))->capture_default_str();
+  cmd->add_option("-d,--depth", flags->bench.depth,
+                  "tokens already in the context before each prefill and decode test (random, untimed)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
   cmd->add_option("-r,--repetitions", flags->bench.repetitions, "repetitions of each test")
       ->check(CLI::Range(1, 1000))->capture_default_str();
   cmd->add_option("--batch", flags->bench.batch,

@@ -70,26 +70,38 @@ double batched_decode_seconds(const Model& model, const BenchOptions& options, s
 
 BenchResult run_benchmark(const Model& model, const BenchOptions& options) {
   if (options.repetitions < 1) fail(ErrorCode::kInvalidArgument, "repetitions must be >= 1");
-  if (options.n_prompt < 0 || options.n_gen < 0) fail(ErrorCode::kInvalidArgument, "token counts must be >= 0");
+  if (options.n_prompt < 0 || options.n_gen < 0 || options.depth < 0) {
+    fail(ErrorCode::kInvalidArgument, "token counts and the depth must be >= 0");
+  }
   if (options.batch < 1 || options.batch > 1024) fail(ErrorCode::kInvalidArgument, "batch must be in [1, 1024]");
   const ModelConfig& c = model.config();
-  const int64_t need = std::max(options.n_prompt, options.n_gen);
+  const int64_t need = options.depth + std::max(options.n_prompt, options.n_gen);
   if (need > c.n_ctx_train) {
-    fail(ErrorCode::kInvalidArgument, "benchmark needs ", need, " tokens of context; the model has ", c.n_ctx_train);
+    fail(ErrorCode::kInvalidArgument, "benchmark needs ", need, " tokens of context",
+         options.depth > 0 ? " (depth included)" : "", "; the model has ", c.n_ctx_train);
   }
-  Session session(model, {.n_ctx = std::max<int64_t>(need, 1), .n_batch = std::max<int64_t>(options.n_prompt, 1)});
+  // The depth's tokens go in batches of up to 512 when the prefill test's are fewer.
+  const int64_t n_batch = std::max<int64_t>({options.n_prompt, std::min<int64_t>(options.depth, 512), 1});
+  Session session(model, {.n_ctx = std::max<int64_t>(need, 1), .n_batch = n_batch});
   std::mt19937_64 rng(options.seed);
   BenchResult r;
   const double kv_row_bytes = static_cast<double>(c.n_head_kv * c.head_dim) * sizeof(float) * 2 *
                               static_cast<double>(c.n_layer);
-  r.prefill_flops_per_token = flops_per_token(c, static_cast<double>(options.n_prompt) / 2.0);
-  r.decode_bytes_per_token = static_cast<double>(model.bytes_per_token()) +
-                             kv_row_bytes * static_cast<double>(options.n_gen) / 2.0;
+  const auto depth = static_cast<double>(options.depth);
+  r.prefill_flops_per_token = flops_per_token(c, depth + static_cast<double>(options.n_prompt) / 2.0);
+  r.decode_bytes_per_token =
+      static_cast<double>(model.bytes_per_token()) + kv_row_bytes * (depth + static_cast<double>(options.n_gen) / 2.0);
+  // A fresh context holding `depth` random tokens.
+  const auto start_at_depth = [&] {
+    session.reset();
+    if (options.depth > 0) session.eval(random_tokens(options.depth, c.n_vocab, rng));
+    r.context_at_start = session.n_past();
+  };
 
   for (int rep = -1; rep < options.repetitions; ++rep) {  // rep -1 is the warm-up
     if (options.n_prompt > 0) {
       const auto tokens = random_tokens(options.n_prompt, c.n_vocab, rng);
-      session.reset();
+      start_at_depth();
       Stopwatch watch;
       session.eval(tokens);
       const double seconds = watch.seconds();
@@ -97,7 +109,7 @@ BenchResult run_benchmark(const Model& model, const BenchOptions& options) {
     }
     if (options.n_gen > 0) {
       const auto tokens = random_tokens(options.n_gen, c.n_vocab, rng);
-      session.reset();
+      start_at_depth();
       const bool probe = rep >= 0 && options.probe_bandwidth;
       const double before = probe ? options.probe_bandwidth() : 0;
       if (options.profile && rep >= 0) r.profiled = session.set_profile(&r.decode_profile);

@@ -14,6 +14,8 @@ namespace mixserve {
 struct BenchOptions {
   int64_t n_prompt = 512;      ///< tokens of the prefill test (pp); 0 skips it
   int64_t n_gen = 128;         ///< tokens of the decode test (tg); 0 skips it
+  int64_t depth = 0;           ///< tokens already in the context before each pp and tg run (llama-bench's -d):
+                               ///< random tokens, evaluated untimed
   int repetitions = 3;         ///< runs of each test (>= 1)
   uint64_t seed = 1;           ///< random token ids
   int64_t batch = 1;           ///< > 1 adds a batched decode test: this many sequences decode n_gen tokens
@@ -41,13 +43,15 @@ struct BenchResult {
   std::vector<double> batch_decode_tps;  ///< aggregate tokens/s of each batched tg run (all sequences)
   double prefill_flops_per_token = 0;  ///< multiply-adds x 2 of one prefill token (mean context)
   double decode_bytes_per_token = 0;   ///< weight + KV-cache bytes read per decoded token (mean context)
+  int64_t context_at_start = 0;        ///< tokens in the context as the last timed test started (the depth)
   /// With BenchOptions::profile: the ops of all measured decode runs (`profiled`: whether every
   /// device timed its ops).
   hal::OpProfile decode_profile;
   bool profiled = false;
 };
 
-/// Runs pp then tg `repetitions` times, each from an empty context; a warm-up run precedes them.
+/// Runs pp then tg `repetitions` times, each from a context of `depth` tokens (empty by default); a
+/// warm-up run precedes them. The batched decode test (batch > 1) starts from empty contexts.
 BenchResult run_benchmark(const Model& model, const BenchOptions& options);
 
 }  // namespace mixserve

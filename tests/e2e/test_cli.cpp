@@ -104,6 +104,18 @@ TEST(Cli, BenchProfileSplitsATokensTimeByOp) {
   }
 }
 
+TEST(Cli, BenchAtDepthNamesItsTestsAsLlamaBenchDoes) {
+  TempDir dir;
+  const std::string model = synth(dir, "m.gguf", "--type q8_0");
+  const auto r = run_command(kBin + " bench -m " + model + " -p 8 -n 4 -d 16 -r 1 --probe-bytes 16777216");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\npp8 @ d16 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\ntg4 @ d16 "), std::string::npos) << r.out;
+  const auto deep = run_command(kBin + " bench -m " + model + " -p 0 -n 4 -d 100000 -r 1 --probe-bytes 16777216");
+  EXPECT_NE(deep.exit_code, 0);
+  EXPECT_NE(deep.err.find("depth included"), std::string::npos) << deep.err;
+}
+
 TEST(Cli, DevicesListsCpu) {
   const auto r = run_command(kBin + " devices");
   ASSERT_EQ(r.exit_code, 0) << r.err;
