@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backends/cpu/attention_grouped.h"
 #include "backends/cpu/vector_variants.h"
 
 namespace mixserve::cpu {
@@ -195,6 +196,43 @@ void add_avx512(const float* a, const float* b, float* y, int64_t n) {
   }
 }
 
+// The four sums of a0..a3 (each over its lanes: the pairs 4L+(0,2) and 4L+(1,3) of each 128-bit
+// lane L, then those two, then lanes 0+2 and 1+3, then the two), times scale.
+void store_sums4(__m512 a0, __m512 a1, __m512 a2, __m512 a3, float scale, float* out) {
+  const __m512 t01 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+  const __m512 t23 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+  const __m512 lo = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t01), _mm512_castps_pd(t23)));
+  const __m512 hi = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t01), _mm512_castps_pd(t23)));
+  const __m512 s = _mm512_add_ps(lo, hi);  // 128-bit lane L: the four sums of its lanes
+  const __m256 s2 =
+      _mm256_add_ps(_mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+  const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(s2), _mm256_extractf128_ps(s2, 1));
+  _mm_storeu_ps(out, _mm_mul_ps(sums, _mm_set1_ps(scale)));
+}
+
+// The vector type of attention_grouped.h: 16 floats.
+struct Avx512Floats {
+  using V = __m512;
+  using M = __mmask16;
+  static constexpr int64_t kLanes = 16;
+  static M tail(int64_t remaining) { return tail_mask(remaining); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float x) { return _mm512_set1_ps(x); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V load_masked(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
+  static V load_aligned(const float* p) { return _mm512_load_ps(p); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static void store_aligned(float* p, V v) { _mm512_store_ps(p, v); }
+  static void store_masked(float* p, M m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+  static void keep(V& v) { asm("" : "+v"(v)); }
+  static void store_sums4(V a0, V a1, V a2, V a3, float scale, float* out) {
+    cpu::store_sums4(a0, a1, a2, a3, scale, out);
+  }
+  static float hsum(V v) { return _mm512_reduce_add_ps(v); }
+  static void softmax(float* x, int64_t n) { softmax_avx512(x, n); }
+};
+
 }  // namespace
 
 const VectorKernelTable kVectorKernelsAvx512 = {
@@ -204,13 +242,9 @@ const VectorKernelTable kVectorKernelsAvx512 = {
     softmax_avx512,
     swiglu_avx512,
     add_avx512,
-    // Attention: the AVX2 kernel, which computes the query heads sharing a KV head together and
-    // prefetches its cache rows; it took less time than an AVX-512 kernel computing one query at a
-    // time (bench_vector_kernels attention_heads grouped, Zen 5 VM: 13.7 against 15.6 us at 512
-    // rows, 60.5 against 84.9 us at 2048, 28.6 against 32.6 us cold at 512).
-    attention_head_avx2,
+    attention_head_grouped<Avx512Floats>,
     exp_avx512,
-    attention_queries_avx2,
+    attention_queries_grouped<Avx512Floats>,
 };
 
 }  // namespace mixserve::cpu

@@ -46,13 +46,6 @@ void attention_queries_one_by_one(const AttentionQueries& a, const float* const*
   }
 }
 
-/// The AVX2 attention kernels behind kVectorKernelsAvx2 (also in the AVX-512 table); call only when
-/// vector_kernels_avx2() is not null.
-void attention_head_avx2(const float* q, const float* const* k_blocks, const float* const* v_blocks, int64_t block_rows,
-                         int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch);
-void attention_queries_avx2(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
-                            int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch);
-
 /// The portable scalar kernels (always usable).
 extern const VectorKernelTable kVectorKernelsScalar;
 /// AVX2+FMA kernels: call only when vector_kernels_avx2() is not null.
