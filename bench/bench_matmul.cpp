@@ -226,12 +226,14 @@ void BM_Matvec(benchmark::State& state) {
 }
 
 // n_tok = batch over the same weights each iteration, small enough to stay in L2 (k 2048 x n 256,
-// or 5632 x 64 for shape 3): the kernel's own speed without memory traffic, i.e. how far above the
-// memory bandwidth its compute ceiling is (one token) and what a batched decode step costs.
+// 5632 x 64 for shape 3, or 896 x 512 for shape 5: Qwen2-0.5B's width, whose rows end in a partial
+// packed group): the kernel's own speed without memory traffic, i.e. how far above the memory
+// bandwidth its compute ceiling is (one token) and what a batched decode step costs.
 void BM_ProductHot(benchmark::State& state) {
   const DType type = kTypes[state.range(0)];
-  const int64_t k = state.range(1) == 3 ? 5632 : 2048;
-  const int64_t n = state.range(1) == 3 ? 64 : 256;
+  const int64_t shape = state.range(1);
+  const int64_t k = shape == 3 ? 5632 : shape == 5 ? 896 : 2048;
+  const int64_t n = shape == 3 ? 64 : shape == 5 ? 512 : 256;
   const int64_t batch = state.range(2);
   const bool packed = want_packed(state, 3, type, k);
   if (state.error_occurred()) return;
@@ -415,7 +417,7 @@ BENCHMARK(BM_ProductHot)
     ->Apply([](benchmark::internal::Benchmark* b) {
       for (int64_t t : {0, 1}) {
         for (int64_t packed : layouts(t)) {
-          for (int64_t s : {0, 3}) {
+          for (int64_t s : {0, 3, 5}) {
             for (int64_t batch : {1, 4, 8, 16}) b->Args({t, s, batch, packed});
           }
         }
