@@ -178,7 +178,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("-n,--n-gen", flags->bench.n_gen, "tokens of the decode test (0 = skip)")
       ->check(CLI::Range(0, 1 << 20))->capture_default_str();
   cmd->add_option("-d,--depth", flags->bench.depth,
-                  "tokens already in the context before each prefill and decode test (random, untimed)")
+                  "tokens already in the context before each prefill and decode test (random, untimed; "
+                  "the --batch test starts empty)")
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
   cmd->add_option("-r,--repetitions", flags->bench.repetitions, "repetitions of each test")
