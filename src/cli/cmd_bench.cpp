@@ -49,36 +49,52 @@ void print_product_profile(const hal::OpProfile& p, double tokens, double per_to
   }
 }
 
-// Where a decoded token's time went, op kind by op kind (BenchOptions::profile), then the matrix
-// products by weights.
-void print_decode_profile(const BenchResult& r, int64_t n_gen, double bandwidth) {
+// Where a token's time went in the runs of one test, op kind by op kind (`seconds`: the runs'
+// wall time); ops counted per `unit` (a decode token, or a whole prefill run: `units` of them).
+void print_op_profile(const hal::OpProfile& p, const char* test, double tokens, double seconds, const char* unit,
+                      double units) {
+  const double per_token = seconds / tokens;
+  std::vector<size_t> kinds;
+  for (size_t k = 0; k < hal::kOpKindCount; ++k) {
+    if (p.ops[k] > 0) kinds.push_back(k);
+  }
+  std::sort(kinds.begin(), kinds.end(), [&](size_t a, size_t b) { return p.seconds[a] > p.seconds[b]; });
+  std::printf("profile of the %s runs, per token (%.1f us in all; each op timed from its start to its end):\n", test,
+              per_token * 1e6);
+  std::printf("  %-12s %10s %12s %8s\n", "op", str_cat("ops/", unit).c_str(), "us/token", "share");
+  for (size_t k : kinds) {
+    const double s = p.seconds[k] / tokens;
+    std::printf("  %-12s %10.1f %12.1f %7.1f%%\n", std::string(hal::op_name(static_cast<hal::OpKind>(k))).c_str(),
+                static_cast<double>(p.ops[k]) / units, s * 1e6, 100.0 * s / per_token);
+  }
+  const double outside = std::max(0.0, per_token - p.total_seconds() / tokens);
+  std::printf("  %-12s %10s %12.1f %7.1f%%  (graph set-up, host copies, reading the logits)\n", "between ops", "",
+              outside * 1e6, 100.0 * outside / per_token);
+}
+
+// Where a prefill and a decoded token's time went (BenchOptions::profile): the op kinds of each
+// test, then the decode's matrix products by weights.
+void print_profiles(const BenchResult& r, const BenchOptions& o, double bandwidth) {
   if (!r.profiled) {
     std::printf("profile: not every device of this model times its ops; no profile\n");
     return;
   }
-  double seconds = 0;
-  for (double tps : r.decode_tps) seconds += static_cast<double>(n_gen) / tps;
-  const double tokens = static_cast<double>(n_gen) * static_cast<double>(r.decode_tps.size());
-  if (tokens <= 0 || seconds <= 0) return;
-  const double per_token = seconds / tokens;
-  std::vector<size_t> kinds;
-  for (size_t k = 0; k < hal::kOpKindCount; ++k) {
-    if (r.decode_profile.ops[k] > 0) kinds.push_back(k);
+  const auto total = [](const std::vector<double>& tps, int64_t n) {
+    double seconds = 0;
+    for (double t : tps) seconds += static_cast<double>(n) / t;
+    return seconds;
+  };
+  const double pp_tokens = static_cast<double>(o.n_prompt) * static_cast<double>(r.prefill_tps.size());
+  if (pp_tokens > 0) {
+    print_op_profile(r.prefill_profile, "prefill", pp_tokens, total(r.prefill_tps, o.n_prompt), "run",
+                     static_cast<double>(r.prefill_tps.size()));
   }
-  std::sort(kinds.begin(), kinds.end(),
-            [&](size_t a, size_t b) { return r.decode_profile.seconds[a] > r.decode_profile.seconds[b]; });
-  std::printf("profile of the decode runs, per token (%.1f us in all; each op timed from its start to its end):\n",
-              per_token * 1e6);
-  std::printf("  %-12s %10s %12s %8s\n", "op", "ops/token", "us/token", "share");
-  for (size_t k : kinds) {
-    const double s = r.decode_profile.seconds[k] / tokens;
-    std::printf("  %-12s %10.1f %12.1f %7.1f%%\n", std::string(hal::op_name(static_cast<hal::OpKind>(k))).c_str(),
-                static_cast<double>(r.decode_profile.ops[k]) / tokens, s * 1e6, 100.0 * s / per_token);
+  const double tg_tokens = static_cast<double>(o.n_gen) * static_cast<double>(r.decode_tps.size());
+  if (tg_tokens > 0) {
+    const double seconds = total(r.decode_tps, o.n_gen);
+    print_op_profile(r.decode_profile, "decode", tg_tokens, seconds, "token", tg_tokens);
+    print_product_profile(r.decode_profile, tg_tokens, seconds / tg_tokens, bandwidth);
   }
-  const double outside = std::max(0.0, per_token - r.decode_profile.total_seconds() / tokens);
-  std::printf("  %-12s %10s %12.1f %7.1f%%  (graph set-up, host copies, reading the logits)\n", "between ops", "",
-              outside * 1e6, 100.0 * outside / per_token);
-  print_product_profile(r.decode_profile, tokens, per_token, bandwidth);
 }
 
 void bench(const BenchFlags& f) {
@@ -155,7 +171,7 @@ void bench(const BenchFlags& f) {
                   m.mean, m.stdev);
     }
   }
-  if (f.bench.profile && !r.decode_tps.empty()) print_decode_profile(r, f.bench.n_gen, bandwidth);
+  if (f.bench.profile) print_profiles(r, f.bench, bandwidth);
   if (!r.batch_decode_tps.empty()) {
     const Stat s = stat_of(r.batch_decode_tps);
     const double single = r.decode_tps.empty() ? 0.0 : stat_of(r.decode_tps).mean;

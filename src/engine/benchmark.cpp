@@ -102,9 +102,11 @@ BenchResult run_benchmark(const Model& model, const BenchOptions& options) {
     if (options.n_prompt > 0) {
       const auto tokens = random_tokens(options.n_prompt, c.n_vocab, rng);
       start_at_depth();
+      if (options.profile && rep >= 0) r.profiled = session.set_profile(&r.prefill_profile);
       Stopwatch watch;
       session.eval(tokens);
       const double seconds = watch.seconds();
+      session.set_profile(nullptr);
       if (rep >= 0) r.prefill_tps.push_back(static_cast<double>(options.n_prompt) / seconds);
     }
     if (options.n_gen > 0) {

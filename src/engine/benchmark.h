@@ -20,7 +20,7 @@ struct BenchOptions {
   uint64_t seed = 1;           ///< random token ids
   int64_t batch = 1;           ///< > 1 adds a batched decode test: this many sequences decode n_gen tokens
                                ///< together (continuous batching, paged KV cache)
-  bool profile = false;        ///< time every op of the measured decode runs (BenchResult::decode_profile)
+  bool profile = false;        ///< time every op of the measured runs (BenchResult::prefill_profile, decode_profile)
   std::function<double()> probe_bandwidth;  ///< when set: measures the memory read bandwidth (bytes/s) right
                                             ///< before and right after each measured decode run
 };
@@ -44,8 +44,9 @@ struct BenchResult {
   double prefill_flops_per_token = 0;  ///< multiply-adds x 2 of one prefill token (mean context)
   double decode_bytes_per_token = 0;   ///< weight + KV-cache bytes read per decoded token (mean context)
   int64_t context_at_start = 0;        ///< tokens in the context as the last timed test started (the depth)
-  /// With BenchOptions::profile: the ops of all measured decode runs (`profiled`: whether every
-  /// device timed its ops).
+  /// With BenchOptions::profile: the ops of all measured prefill and decode runs (`profiled`:
+  /// whether every device timed its ops).
+  hal::OpProfile prefill_profile;
   hal::OpProfile decode_profile;
   bool profiled = false;
 };

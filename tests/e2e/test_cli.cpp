@@ -91,8 +91,9 @@ TEST(Cli, BenchReportsThroughputAndRoofline) {
 TEST(Cli, BenchProfileSplitsATokensTimeByOp) {
   TempDir dir;
   const std::string model = synth(dir, "m.gguf", "--type q8_0");
-  const auto r = run_command(kBin + " bench -m " + model + " -p 0 -n 8 -r 1 --profile --probe-bytes 16777216");
+  const auto r = run_command(kBin + " bench -m " + model + " -p 8 -n 8 -r 1 --profile --probe-bytes 16777216");
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile of the prefill runs, per token"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("profile of the decode runs, per token"), std::string::npos) << r.out;
   for (const char* op : {"\n  mat_mul ", "\n  attention ", "\n  rms_norm ", "\n  between ops "}) {
     EXPECT_NE(r.out.find(op), std::string::npos) << op << " in " << r.out;

@@ -53,6 +53,21 @@ TEST_F(BenchmarkTest, DepthAddsItsCacheRowsToEveryDecodedToken) {
                    2.0 * 2 * 16 * static_cast<double>(c.n_head * c.head_dim * c.n_layer));
 }
 
+// --profile: the ops of the measured prefill runs and of the measured decode runs, apart (the
+// warm-up and the depth's tokens not counted).
+TEST_F(BenchmarkTest, ProfileCountsTheMeasuredRunsOfEachTest) {
+  const auto n_layer = static_cast<uint64_t>(model_->config().n_layer);
+  BenchOptions o = options(8);
+  o.profile = true;
+  const BenchResult r = run_benchmark(*model_, o);
+  ASSERT_TRUE(r.profiled);
+  const auto mat_muls = [](const hal::OpProfile& p) { return p.ops[static_cast<size_t>(hal::OpKind::kMatMul)]; };
+  // Per forward pass: q, k, v, o, gate, up, down per layer, then the output product.
+  EXPECT_EQ(mat_muls(r.prefill_profile), 2 * (7 * n_layer + 1));     // 2 runs of one pass
+  EXPECT_EQ(mat_muls(r.decode_profile), 2 * 4 * (7 * n_layer + 1));  // 2 runs of 4 tokens
+  EXPECT_GT(r.prefill_profile.total_seconds(), 0.0);
+}
+
 TEST_F(BenchmarkTest, ADepthBeyondTheContextIsRefused) {
   const int64_t ctx = model_->config().n_ctx_train;
   try {
