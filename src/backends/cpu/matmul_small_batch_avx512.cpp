@@ -220,8 +220,17 @@ void row_groups(const uint8_t* row, int64_t nb, int64_t g0, int64_t g1, const XG
 // ahead 2-5% less than with none, 5-9% less than 2 KiB or 8 KiB, 1-2% less than 3 KiB, 0-4% less
 // than prefetcht0; Q8_0 with none 2-4% less than 4 KiB. (bench_matmul DecodeStep at ~50 GB/s
 // agreed: Q8_0 0.99 of a plain read without prefetch, 0.93 with 8 KiB prefetcht1.)
+// Q8_0 rows that end in a partial group (Qwen2-0.5B's 896 and 4864 widths) are prefetched too: the
+// masked loads that read that group did not keep the memory busy on their own (Zen 5 VM, Qwen2-0.5B
+// shape Q8_0 decode, steps alternating in one process at 85-86 GB/s probes: the 896-wide gate+up
+// job read at 70-79 GB/s with 4 KiB ahead against 30-33 GB/s without, the whole step's products
+// 5.5-6.2 ms against 10.9-11.6).
 template <class Kind>
 constexpr int64_t kPairPrefetchBytes = Kind::kBlockBytes == sizeof(quant::BlockQ4_0) ? 4096 : 0;
+template <class Kind>
+int64_t pair_prefetch_bytes(int64_t nb) {
+  return kPairPrefetchBytes<Kind> > 0 || nb % 16 == 0 ? kPairPrefetchBytes<Kind> : 4096;
+}
 
 // One token, two rows: acc_a/acc_b += the groups at blk_a/blk_b (n_valid blocks) . the token's
 // group xg, each activation operand loaded once for both rows; the same arithmetic per row as
@@ -290,17 +299,17 @@ void one_token_rows(const uint8_t* w, size_t wrb, int64_t nb, int64_t r0, int64_
   const __m512i perm = _mm512_load_si512(kToPartials.perm);
   const int64_t full = nb / 16;
   const int64_t half = (r1 - r0) / 2;
+  const int64_t ahead = pair_prefetch_bytes<Kind>(nb);
   for (int64_t r = r0; r < r0 + half; ++r) {
     const uint8_t* row_a = w + r * wrb;
     const uint8_t* row_b = w + (r + half) * wrb;
     __m512 acc_a = _mm512_setzero_ps(), acc_b = _mm512_setzero_ps();
     for (int64_t g = 0; g < full; ++g) {
-      group_row_pair<Kind, true>(row_a + g * kGroupBytes, row_b + g * kGroupBytes, 16, xg[g], kPairPrefetchBytes<Kind>,
-                                 acc_a, acc_b);
+      group_row_pair<Kind, true>(row_a + g * kGroupBytes, row_b + g * kGroupBytes, 16, xg[g], ahead, acc_a, acc_b);
     }
     if (full * 16 < nb) {
       group_row_pair<Kind, false>(row_a + full * kGroupBytes, row_b + full * kGroupBytes,
-                                  static_cast<int>(nb - 16 * full), xg[full], kPairPrefetchBytes<Kind>, acc_a, acc_b);
+                                  static_cast<int>(nb - 16 * full), xg[full], ahead, acc_a, acc_b);
     }
     y[r] = hsum(_mm512_permutexvar_ps(perm, acc_a));
     y[r + half] = hsum(_mm512_permutexvar_ps(perm, acc_b));
