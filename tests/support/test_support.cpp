@@ -8,7 +8,23 @@
 #include <random>
 #include <sstream>
 
+#include "model/synth.h"
+#include "model/vocab.h"
+
 namespace mixserve::testing {
+
+std::unique_ptr<Model> load_tiny_model(const TempDir& dir, DType type, int n_threads, const std::string& devices) {
+  SynthOptions synth;
+  synth.shape = synth_preset("tiny");
+  synth.type = type;
+  synth.vocab = builtin_vocab();
+  const std::string path = dir.file("tiny.gguf");
+  write_synth_model(synth, path);
+  LoadOptions options;
+  options.device = devices;
+  options.n_threads = n_threads;
+  return Model::load(path, options);
+}
 
 std::filesystem::path shared_data(const std::string& relative) {
   std::filesystem::path path = std::filesystem::path(MIXSERVE_SHARED_DIR) / "data" / relative;

@@ -3,8 +3,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "engine/model.h"
 
 namespace mixserve::testing {
 
@@ -38,6 +41,11 @@ struct CommandResult {
 
 /// Runs `args` through /bin/sh with stdout and stderr captured to files.
 CommandResult run_command(const std::string& command_line);
+
+/// Writes the synthetic model `mixserve model synth` makes of the "tiny" preset in `type`, with the
+/// built-in vocabulary, to dir.file("tiny.gguf") and loads it on `devices` with `n_threads` CPU threads.
+std::unique_ptr<Model> load_tiny_model(const TempDir& dir, DType type, int n_threads,
+                                       const std::string& devices = "cpu");
 
 /// n floats drawn from a normal distribution N(0, scale^2), the same for the same seed.
 std::vector<float> normal_floats(int64_t n, uint32_t seed, float scale = 1.0f);

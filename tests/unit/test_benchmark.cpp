@@ -4,8 +4,6 @@
 
 #include "common/error.h"
 #include "engine/benchmark.h"
-#include "model/synth.h"
-#include "model/vocab.h"
 #include "support/test_support.h"
 
 namespace mixserve {
@@ -13,17 +11,7 @@ namespace {
 
 class BenchmarkTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    SynthOptions options;
-    options.shape = synth_preset("tiny");
-    options.type = DType::kQ8_0;
-    options.vocab = builtin_vocab();
-    const std::string path = dir_.file("tiny.gguf");
-    write_synth_model(options, path);
-    LoadOptions o;
-    o.n_threads = 2;
-    model_ = Model::load(path, o);
-  }
+  void SetUp() override { model_ = testing::load_tiny_model(dir_, DType::kQ8_0, 2); }
   BenchOptions options(int64_t depth) const {
     BenchOptions o;
     o.n_prompt = 4;

@@ -6,7 +6,6 @@
 #include "common/timer.h"
 #include "engine/session.h"
 #include "hal/op_profile.h"
-#include "model/synth.h"
 #include "support/subset_device.h"
 #include "support/test_support.h"
 
@@ -24,16 +23,7 @@ class OpProfileTest : public ::testing::Test {
  protected:
   std::unique_ptr<Model> load(const std::string& devices) {
     testing::registered_subset_device();
-    SynthOptions options;
-    options.shape = synth_preset("tiny");
-    options.type = DType::kQ8_0;
-    options.vocab = builtin_vocab();
-    const std::string path = dir_.file("tiny.gguf");
-    write_synth_model(options, path);
-    LoadOptions o;
-    o.device = devices;
-    o.n_threads = 2;
-    return Model::load(path, o);
+    return testing::load_tiny_model(dir_, DType::kQ8_0, 2, devices);
   }
   testing::TempDir dir_;
 };
