@@ -40,8 +40,9 @@ class ThreadPool {
   /// without paying for many chunks. Chunks start at multiples of `grain`; only the one ending at
   /// n may be shorter than a multiple of it. Exceptions as in parallel_for.
   /// first_share in [0, 1): the first size() chunks are first_share / size() of the items each
-  /// (rounded up to whole grains), and the guided schedule shares out the rest: one long run of
-  /// items per thread, then small chunks to even out the end.
+  /// (rounded down to whole grains; none when that is no grain or all the items), and the guided
+  /// schedule shares out the rest: one long run of items per thread, then small chunks to even out
+  /// the end.
   void parallel_for_guided(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end, int ith)>& fn,
                            double first_share = 0.0);
 

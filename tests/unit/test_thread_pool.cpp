@@ -168,9 +168,15 @@ TEST(ThreadPool, GuidedFirstShareGivesEachThreadOneLongRunFirst) {
   EXPECT_EQ(chunks[1], std::make_pair(int64_t{4928}, int64_t{9856}));
   EXPECT_EQ(chunks[2].second - chunks[2].first, (kN - 9856) / 4 / kGrain * kGrain + kGrain);
   EXPECT_EQ(chunks.back().second - chunks.back().first, kGrain);
-  // A share that would leave nothing to share out (or too little for a grain each) is not used.
-  const auto all = guided_chunks(pool, 256, kGrain, 0.99);
-  EXPECT_EQ(all.front().second - all.front().first, 64) << "1/4 of 256 as without a first share";
+  // Rounded down to whole grains: 7/8 of 1000 rows over 2 threads is 437 each, so 384.
+  const auto small = guided_chunks(pool, 1000, kGrain, 7.0 / 8.0);
+  ASSERT_GE(small.size(), 3u);
+  EXPECT_EQ(small[0], std::make_pair(int64_t{0}, int64_t{384}));
+  EXPECT_EQ(small[1], std::make_pair(int64_t{384}, int64_t{768}));
+  // Less than a grain a thread: no first chunks, the guided schedule alone (1/4 of 100, at least a
+  // grain).
+  const auto tiny = guided_chunks(pool, 100, kGrain, 7.0 / 8.0);
+  EXPECT_EQ(tiny.front(), std::make_pair(int64_t{0}, int64_t{64}));
 }
 
 TEST(ThreadPool, GuidedChunksShrinkToOneGrain) {
