@@ -225,11 +225,11 @@ void row_groups(const uint8_t* row, int64_t nb, int64_t g0, int64_t g1, const XG
 // shape Q8_0 decode, steps alternating in one process at 85-86 GB/s probes: the 896-wide gate+up
 // job read at 70-79 GB/s with 4 KiB ahead against 30-33 GB/s without, the whole step's products
 // 5.5-6.2 ms against 10.9-11.6).
-template <class Kind>
-constexpr int64_t kPairPrefetchBytes = Kind::kBlockBytes == sizeof(quant::BlockQ4_0) ? 4096 : 0;
+constexpr int64_t kPairPrefetchBytes = 4096;
 template <class Kind>
 int64_t pair_prefetch_bytes(int64_t nb) {
-  return kPairPrefetchBytes<Kind> > 0 || nb % 16 == 0 ? kPairPrefetchBytes<Kind> : 4096;
+  const bool q4 = Kind::kBlockBytes == sizeof(quant::BlockQ4_0);
+  return q4 || nb % 16 != 0 ? kPairPrefetchBytes : 0;
 }
 
 // One token, two rows: acc_a/acc_b += the groups at blk_a/blk_b (n_valid blocks) . the token's
