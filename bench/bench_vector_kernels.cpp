@@ -124,7 +124,8 @@ void bench_attention_head(benchmark::State& state, const VectorKernelTable* t) {
 }
 
 // The 8 query heads of one KV head (TinyLlama, Llama 3 8B) over n_kv rows of a cache holding 4 KV
-// heads per position; range(1) = 1 computes them together (attention_queries), 0 one at a time.
+// heads per position; range(1) = 1 computes them together (attention_queries), 0 one at a time;
+// range(2) = 1: the cache holds f16 values (the same values rounded), 0: f32.
 // cold: the cache evicted before each call, as in decoding, where each layer's weight stream evicts
 // the previous layer's cache rows (64 MiB read, untimed; registered with a fixed number of
 // iterations, since Google Benchmark would otherwise run ~30,000 of them). The cold calls are timed
@@ -139,6 +140,12 @@ void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t, 
   const auto q = random_vec(kGroupHeads * kHeadDim, -1.0f, 1.0f, 9);
   const auto k = random_vec(n_kv * kStride, -1.0f, 1.0f, 10);
   const auto v = random_vec(n_kv * kStride, -1.0f, 1.0f, 11);
+  const bool f16 = state.range(2) != 0;
+  std::vector<mixserve::cpu::Half> kh(f16 ? k.size() : 0), vh(kh.size());
+  t->to_half(k.data(), kh.data(), static_cast<int64_t>(kh.size()));
+  t->to_half(v.data(), vh.data(), static_cast<int64_t>(vh.size()));
+  const mixserve::cpu::Half* khp = kh.data();
+  const mixserve::cpu::Half* vhp = vh.data();
   const std::vector<float> evict(cold ? size_t{16} << 20 : 0, 1.0f);
   std::vector<float> out(kGroupHeads * kHeadDim), scratch(static_cast<size_t>(kGroupHeads * n_kv));
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
@@ -160,18 +167,27 @@ void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t, 
       a.n_heads = kGroupHeads;
       a.head_stride = kHeadDim;
       a.n_kv = n_kv;
-      t->attention_queries(a, &kp, &vp, n_kv, kStride, kHeadDim, scale, scratch.data());
+      if (f16) {
+        t->attention_queries_f16(a, &khp, &vhp, n_kv, kStride, kHeadDim, scale, scratch.data());
+      } else {
+        t->attention_queries(a, &kp, &vp, n_kv, kStride, kHeadDim, scale, scratch.data());
+      }
     } else {
       for (int64_t i = 0; i < kGroupHeads; ++i) {
-        t->attention_head(q.data() + i * kHeadDim, &kp, &vp, n_kv, kStride, kHeadDim, n_kv, scale,
-                          out.data() + i * kHeadDim, scratch.data());
+        float* o = out.data() + i * kHeadDim;
+        if (f16) {
+          t->attention_head_f16(q.data() + i * kHeadDim, &khp, &vhp, n_kv, kStride, kHeadDim, n_kv, scale, o,
+                                scratch.data());
+        } else {
+          t->attention_head(q.data() + i * kHeadDim, &kp, &vp, n_kv, kStride, kHeadDim, n_kv, scale, o, scratch.data());
+        }
       }
     }
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
     if (cold) state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  set_bytes(state, 2 * n_kv * kHeadDim * 4);  // every key and value row once
+  set_bytes(state, 2 * n_kv * kHeadDim * (f16 ? 2 : 4));  // every key and value row once
 }
 
 void register_variant(const VectorKernelTable* t) {
@@ -187,11 +203,11 @@ void register_variant(const VectorKernelTable* t) {
       ->ArgNames({"n_kv", "stride"})
       ->ArgsProduct({{512, 2048}, {kHeadDim, 8 * kHeadDim}});
   benchmark::RegisterBenchmark((p + "attention_heads").c_str(), bench_attention_heads, t, false)
-      ->ArgNames({"n_kv", "grouped"})
-      ->ArgsProduct({{512, 2048}, {0, 1}});
+      ->ArgNames({"n_kv", "grouped", "f16"})
+      ->ArgsProduct({{512, 2048}, {0, 1}, {0, 1}});
   benchmark::RegisterBenchmark((p + "attention_heads_cold").c_str(), bench_attention_heads, t, true)
-      ->ArgNames({"n_kv", "grouped"})
-      ->ArgsProduct({{64, 512}, {1}})
+      ->ArgNames({"n_kv", "grouped", "f16"})
+      ->ArgsProduct({{64, 512, 2048}, {1}, {0, 1}})
       ->Iterations(300)
       ->UseManualTime();
 }

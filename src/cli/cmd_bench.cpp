@@ -107,9 +107,10 @@ void bench(const BenchFlags& f) {
   const DType wtype = model->weights().layers.empty() ? model->weights().output.dtype
                                                        : model->weights().layers[0].wq.dtype;
   ThreadPool pool(f.model.threads);
-  std::printf("model:   %s (%s, %lld layers, %s, %s of weights)\n", c.name.c_str(), c.arch.c_str(),
+  std::printf("model:   %s (%s, %lld layers, %s, %s of weights, %s KV cache)\n", c.name.c_str(), c.arch.c_str(),
               static_cast<long long>(c.n_layer), std::string(dtype_name(wtype)).c_str(),
-              human_bytes(static_cast<double>(model->weight_bytes())).c_str());
+              human_bytes(static_cast<double>(model->weight_bytes())).c_str(),
+              std::string(dtype_name(model->options().cache_type)).c_str());
   std::printf("device:  %s (%s), %d threads, %s\n", dev.id.c_str(), dev.name.c_str(), pool.size(),
               dev.details.c_str());
   if (model->placement().devices.size() > 1) {

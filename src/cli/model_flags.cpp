@@ -29,6 +29,11 @@ void ModelFlags::add_to(CLI::App* cmd) {
   cmd->add_flag("--no-pack", no_pack,
                 "keep copied weights in the GGUF layout instead of the layout the device's kernels read "
                 "fastest (CPU with AVX2 or AVX-512 VNNI: packed Q4_0/Q8_0 rows); results are identical either way");
+  cmd->add_option("--cache-type", cache_type,
+                  "KV cache elements (llama.cpp's -ctk/-ctv): f32, or f16 for half the cache memory and the "
+                  "bytes attention reads, keys and values rounded to f16")
+      ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
 }
 
 std::unique_ptr<Model> ModelFlags::load() const {
@@ -46,6 +51,7 @@ std::unique_ptr<Model> ModelFlags::load() const {
   options.n_threads = threads;
   options.use_mmap = mmap;
   options.pack_weights = !no_pack;
+  options.cache_type = *dtype_from_name(cache_type);  // checked by the flag: f32 or f16
   options.progress = [&bar](double fraction) { bar.update(fraction); };
   auto model = Model::load(path, options);
   bar.finish();

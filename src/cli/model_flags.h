@@ -10,7 +10,7 @@
 
 namespace mixserve::cli {
 
-/// -m/--model, --device, --split, --no-fallback, -t/--threads, --mmap, --no-pack.
+/// -m/--model, --device, --split, --no-fallback, -t/--threads, --mmap, --no-pack, --cache-type.
 struct ModelFlags {
   std::string path;            ///< GGUF file
   std::string device = "cpu";  ///< device ids in priority order ("opencl:0,cpu"), or "list"
@@ -19,6 +19,7 @@ struct ModelFlags {
   int threads = 0;             ///< CPU threads; 0 = all usable cores
   bool mmap = false;           ///< read weights in place from the mapped file instead of copying them
   bool no_pack = false;        ///< keep copied weights in the GGUF layout
+  std::string cache_type = "f32";  ///< KV cache elements: f32 or f16
 
   /// Registers the flags on `cmd`.
   void add_to(CLI::App* cmd);

@@ -54,7 +54,8 @@ BatchRunner::BatchRunner(const Model& model, const BatchOptions& options)
   const ModelConfig& c = model.config();
   State& st = *state_;
   st.max_blocks = (options_.max_seq_len + options_.block_size - 1) / options_.block_size;
-  ForwardLayout layout = layout_forward(c, options_.max_batch_tokens, options_.kv_blocks * options_.block_size);
+  ForwardLayout layout = layout_forward(c, options_.max_batch_tokens, options_.kv_blocks * options_.block_size,
+                                        model.options().cache_type);
   st.buffers = std::move(layout.buffers);
   st.stream = std::make_unique<hal::Scheduler>(model.placement(),
                                                hal::StreamOptions{.n_threads = model.options().n_threads});

@@ -124,11 +124,11 @@ std::vector<hal::Tensor*> weight_tensors(ModelWeights& w) {
 // Places the ops of one decode step by the policy (recording the op table) and returns, for each
 // weight, the device of the op that reads it: weights live where they are used. `not_packable`
 // gets the weights some op reads other than as the weights of a matrix product.
-std::map<const hal::Tensor*, hal::Device*> plan_weights(const ModelConfig& c, ModelWeights& w,
+std::map<const hal::Tensor*, hal::Device*> plan_weights(const ModelConfig& c, DType cache_type, ModelWeights& w,
                                                         const hal::PlacementPolicy& policy, hal::Buffer& any,
                                                         hal::OpTable& table,
                                                         std::set<const hal::Tensor*>& not_packable) {
-  ForwardLayout probe = layout_forward(c, 1, 1);
+  ForwardLayout probe = layout_forward(c, 1, 1, cache_type);
   ForwardBuffers& b = probe.buffers;
   for (hal::Tensor* t : b.activations()) {
     t->buffer = &any;
@@ -229,7 +229,8 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   auto image = host.wrap_host(file.image().data(), file.image().size());
   m->weights_ = bind_weights(m->config_, file, *image);
   std::set<const hal::Tensor*> not_packable;
-  const auto device_of = plan_weights(m->config_, m->weights_, m->placement_, *image, m->op_table_, not_packable);
+  const auto device_of =
+      plan_weights(m->config_, options.cache_type, m->weights_, m->placement_, *image, m->op_table_, not_packable);
   if (m->op_table_.fallbacks() > 0) {
     log_warn(m->op_table_.fallbacks(), " of ", m->op_table_.total(), " ops per step fall back from their first-choice "
              "device (", m->placement_.describe(), "); see the op table");

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/dtype.h"
 #include "hal/device.h"
 #include "hal/op_table.h"
 #include "hal/placement.h"
@@ -32,6 +33,8 @@ struct LoadOptions {
                                 ///< transparent huge pages back, which decodes up to 2x faster)
   bool pack_weights = true;     ///< let devices rearrange copied matmul weights into the layout their
                                 ///< kernels read fastest (CPU: packed Q4_0/Q8_0 rows); false keeps the GGUF layout
+  DType cache_type = DType::kF32;  ///< element type of the KV caches of the model's sessions and batch runners:
+                                   ///< F32, or F16 (half the memory and the bytes attention reads)
 };
 
 /// An immutable, loaded model; shared by any number of Sessions.

@@ -26,7 +26,7 @@ Session::Session(const Model& model, const SessionOptions& options) : model_(mod
   if (options.n_batch <= 0) fail(ErrorCode::kInvalidArgument, "batch size must be positive, got ", options.n_batch);
   n_batch_ = std::min(options.n_batch, n_ctx_);
   state_ = std::make_unique<State>();
-  ForwardLayout layout = layout_forward(c, n_batch_, n_ctx_);
+  ForwardLayout layout = layout_forward(c, n_batch_, n_ctx_, model.options().cache_type);
   ForwardBuffers& b = state_->buffers;
   b = std::move(layout.buffers);
   state_->stream = std::make_unique<hal::Scheduler>(model.placement(),

@@ -29,7 +29,10 @@ void place(hal::Tensor* t, DType type, std::array<int64_t, 4> ne, size_t& size) 
 
 }  // namespace
 
-ForwardLayout layout_forward(const ModelConfig& c, int64_t n_batch, int64_t n_ctx) {
+ForwardLayout layout_forward(const ModelConfig& c, int64_t n_batch, int64_t n_ctx, DType cache_type) {
+  if (cache_type != DType::kF32 && cache_type != DType::kF16) {
+    fail(ErrorCode::kInvalidArgument, "KV cache type ", dtype_name(cache_type), " is not supported (f32 or f16)");
+  }
   ForwardLayout layout;
   ForwardBuffers& b = layout.buffers;
   const int64_t B = n_batch;
@@ -52,8 +55,8 @@ ForwardLayout layout_forward(const ModelConfig& c, int64_t n_batch, int64_t n_ct
   b.v_cache.resize(static_cast<size_t>(c.n_layer));
   for (size_t il = 0; il < b.k_cache.size(); ++il) {
     size_t k_size = 0, v_size = 0;
-    place(&b.k_cache[il], DType::kF32, {kv_dim, n_ctx, 1, 1}, k_size);
-    place(&b.v_cache[il], DType::kF32, {kv_dim, n_ctx, 1, 1}, v_size);
+    place(&b.k_cache[il], cache_type, {kv_dim, n_ctx, 1, 1}, k_size);
+    place(&b.v_cache[il], cache_type, {kv_dim, n_ctx, 1, 1}, v_size);
     layout.cache_bytes = k_size;
   }
   return layout;

@@ -27,7 +27,7 @@ struct ForwardBuffers {
   hal::Tensor gate, up;         ///< [n_ff, n_batch]
   hal::Tensor logits;           ///< [n_vocab, n_batch] (output)
   hal::Tensor logit_ids;        ///< i32 [n_batch]: batch rows whose logits a step gathers (input)
-  std::vector<hal::Tensor> k_cache, v_cache;  ///< per layer
+  std::vector<hal::Tensor> k_cache, v_cache;  ///< per layer, F32 or F16
 
   /// The activation tensors (everything but the caches), which share one arena.
   std::vector<hal::Tensor*> activations() {
@@ -43,8 +43,9 @@ struct ForwardLayout {
   size_t cache_bytes = 0;        ///< size of each of the 2 * n_layer cache buffers
 };
 
-/// Lays out the tensors of a forward step for up to `n_batch` tokens and a context of `n_ctx`.
-ForwardLayout layout_forward(const ModelConfig& config, int64_t n_batch, int64_t n_ctx);
+/// Lays out the tensors of a forward step for up to `n_batch` tokens and a context of `n_ctx`, the
+/// KV cache's elements of `cache_type` (F32 or F16; anything else is kInvalidArgument).
+ForwardLayout layout_forward(const ModelConfig& config, int64_t n_batch, int64_t n_ctx, DType cache_type = DType::kF32);
 
 /// Which tokens of a step need logits (the output projection is the largest single matrix).
 enum class LogitsFor { kAll, kLast, kNone };

@@ -117,6 +117,27 @@ TEST(Cli, BenchAtDepthNamesItsTestsAsLlamaBenchDoes) {
   EXPECT_NE(deep.err.find("depth included"), std::string::npos) << deep.err;
 }
 
+// --cache-type f16: the run works and the bench names the cache and counts half the KV bytes per
+// decoded token (the difference from the f32 cache's roofline bytes is the halved cache rows).
+TEST(Cli, F16CacheRunsAndHalvesTheCacheBytesTheRooflineCounts) {
+  TempDir dir;
+  const std::string model = synth(dir, "m.gguf", "--type q8_0");
+  const auto run = run_command(kBin + " run -m " + model + " -p 'The cat' -n 8 --temp 0 --cache-type f16");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto kb_per_token = [&](const std::string& type) {
+    const auto r =
+        run_command(kBin + " bench -m " + model + " -p 0 -n 8 -d 112 -r 1 --probe-bytes 16777216 --cache-type " + type);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find(type + " KV cache"), std::string::npos) << r.out;
+    const size_t at = r.out.find(" KB read per token");
+    EXPECT_NE(at, std::string::npos) << r.out;
+    const size_t open = r.out.rfind('(', at);
+    return std::stod(r.out.substr(open + 1, at - open - 1));
+  };
+  // tiny: 2 layers x 32 KV dims x (112 + 8/2 mean rows) x (K and V) = 14848 elements, 2 bytes less each.
+  EXPECT_NEAR(kb_per_token("f32") - kb_per_token("f16"), 14848 * 2 / 1e3, 0.011);
+}
+
 TEST(Cli, DevicesListsCpu) {
   const auto r = run_command(kBin + " devices");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -163,12 +184,12 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(BadCase{"run -m DIR/missing.gguf -p hi", 1, "missing.gguf"},
                       BadCase{"run -m DIR/garbage.gguf -p hi", 1, "magic"},
                       BadCase{"run -m DIR/empty.gguf -p hi", 1, "error:"},
-                      BadCase{"run -m DIR/truncated.gguf -p hi", 1, "error:"},
-                      BadCase{"run -p hi", 2, "--model"},
+                      BadCase{"run -m DIR/truncated.gguf -p hi", 1, "error:"}, BadCase{"run -p hi", 2, "--model"},
                       BadCase{"run -m DIR/x.gguf -p hi -n -5", 2, "n-predict"},
                       BadCase{"run -m DIR/x.gguf -p hi --temp -1", 2, "temperature"},
                       BadCase{"run -m DIR/x.gguf -p hi --top-p 1.5", 2, "top_p"},
                       BadCase{"bench -m DIR/x.gguf -r 0", 2, "repetitions"},
+                      BadCase{"run -m DIR/x.gguf -p hi --cache-type q8_0", 2, "--cache-type"},
                       BadCase{"model synth --shape nonsense -o DIR/o.gguf", 2, "nonsense"},
                       BadCase{"model synth --type q4_k -o DIR/o.gguf", 2, "q4_k"},
                       BadCase{"model synth --arch gpt-j -o DIR/o.gguf", 1, "unsupported model architecture"},

@@ -69,6 +69,15 @@ double reference_fp16(uint16_t bits) {
   return sign ? -value : value;
 }
 
+double reference_round_fp16(double x) {
+  if (!std::isfinite(x) || x == 0.0) return x;
+  int e = 0;
+  std::frexp(x, &e);                          // |x| in [2^(e-1), 2^e)
+  const int quantum = std::max(e - 11, -24);  // 10 stored mantissa bits; subnormals step by 2^-24
+  const double r = std::ldexp(std::nearbyint(std::ldexp(x, -quantum)), quantum);  // ties to even
+  return std::fabs(r) > 65504.0 ? std::copysign(INFINITY, x) : r;
+}
+
 double reference_bf16(uint16_t bits) {
   const uint32_t u = static_cast<uint32_t>(bits) << 16;
   float f = 0;
@@ -265,6 +274,10 @@ std::vector<double> ReferenceModel::step(int32_t token) {
     }
     rope(q.data(), cfg_.n_head, pos);
     rope(k.data(), cfg_.n_head_kv, pos);
+    if (f16_cache_) {
+      for (double& e : k) e = reference_round_fp16(e);
+      for (double& e : v) e = reference_round_fp16(e);
+    }
     std::copy(k.begin(), k.end(), layer.k_cache.begin() + pos * kv_dim);
     std::copy(v.begin(), v.end(), layer.v_cache.begin() + pos * kv_dim);
 

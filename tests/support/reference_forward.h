@@ -37,6 +37,8 @@ std::vector<double> reference_decode(DType type, std::span<const uint8_t> bytes,
 double reference_fp16(uint16_t bits);
 /// bfloat16 bits -> value.
 double reference_bf16(uint16_t bits);
+/// x rounded to the nearest IEEE binary16 value (ties to even; subnormals; beyond the range: inf).
+double reference_round_fp16(double x);
 /// Rounds each block of 32 values as a Q8_0 activation (d = amax/127 stored as fp16, q = round(x/d)).
 /// Used to estimate the error an engine that quantises activations should show.
 void reference_q8_round(std::vector<double>& x);
@@ -56,6 +58,8 @@ class ReferenceModel {
   int64_t n_past() const { return n_past_; }
   /// Forgets the cached keys and values.
   void reset();
+  /// Rounds keys and values with reference_round_fp16 as they enter the cache (an f16 KV cache).
+  void set_f16_cache(bool on) { f16_cache_ = on; }
 
  private:
   struct Matrix {
@@ -76,6 +80,7 @@ class ReferenceModel {
 
   ReferenceConfig cfg_;
   bool quantize_activations_ = false;
+  bool f16_cache_ = false;
   Matrix token_embd_, output_;
   std::vector<double> output_norm_;
   std::vector<Layer> layers_;

@@ -50,10 +50,11 @@ class BatchRunnerTest : public ::testing::Test {
     write_synth_model(options, path_);
     model_ = load("cpu");
   }
-  std::unique_ptr<Model> load(const std::string& devices) const {
+  std::unique_ptr<Model> load(const std::string& devices, DType cache_type = DType::kF32) const {
     LoadOptions o;
     o.device = devices;
     o.n_threads = 2;
+    o.cache_type = cache_type;
     return Model::load(path_, o);
   }
 
@@ -117,6 +118,27 @@ TEST_F(BatchRunnerTest, ManySequencesTogetherEqualEachAlone) {
     ASSERT_EQ(got[i].size(), want.size());
     for (size_t s = 0; s < want.size(); ++s) ASSERT_EQ(got[i][s], want[s]) << "prompt " << i << " step " << s;
   }
+}
+
+// The same with f16 caches: blocks of 4 rows, read in place, and of 6, which attention gathers
+// into consecutive rows first.
+TEST_F(BatchRunnerTest, ManySequencesTogetherEqualEachAloneWithF16Caches) {
+  const auto model = load("cpu", DType::kF16);
+  std::mt19937 rng(4);
+  std::vector<std::vector<int32_t>> prompts;
+  for (size_t n : {1, 7, 13, 3}) prompts.push_back(random_prompt(rng, n, model->config().n_vocab));
+  for (int32_t block : {4, 6}) {
+    const auto got = together(*model, prompts, 8, 4, {.max_batch_tokens = 64, .max_seq_len = 64, .block_size = block});
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const auto want = alone(*model, prompts[i], 8);
+      ASSERT_EQ(got[i].size(), want.size());
+      for (size_t s = 0; s < want.size(); ++s) {
+        ASSERT_EQ(got[i][s], want[s]) << "block " << block << " prompt " << i << " step " << s;
+      }
+    }
+  }
+  // And the rounding shows: the f32 model's logits differ.
+  EXPECT_NE(alone(*model_, prompts[1], 0), alone(*model, prompts[1], 0));
 }
 
 TEST_F(BatchRunnerTest, SplitAcrossDevicesEqualsCpu) {

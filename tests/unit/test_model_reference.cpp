@@ -261,6 +261,67 @@ INSTANTIATE_TEST_SUITE_P(Tiny, GreedyF32,
                                            Case{"qwen2", DType::kF32, false}, Case{"qwen2", DType::kF32, true}),
                          case_name);
 
+// ---- f16 KV cache ------------------------------------------------------------------------------
+
+// An f16 cache rounds every key and value to f16 (11 significant bits) as it is stored. The engine
+// against the reference that rounds the same way then differs only by float vs double arithmetic
+// plus the rare value within float error of an f16 rounding boundary that rounds the other way
+// (one f16 ulp, 2^-11 relative, in one element): bound kF16CacheTolerance. The same engine against
+// the reference without that rounding shows what the rounding itself costs (printed), so the check
+// is tight enough to tell a cache that rounds from one that does not, or rounds wrongly.
+constexpr double kF16CacheTolerance = 2e-4;
+
+class F16Cache : public ::testing::TestWithParam<Case> {};
+
+TEST_P(F16Cache, LogitsMatchTheReferenceThatRoundsItsCache) {
+  const Case c = GetParam();
+  TempDir dir;
+  const std::string path = write_model(dir, c);
+  const gguf::File file = gguf::File::open(path);
+  ReferenceModel exact(file);
+  ReferenceModel rounded(file);
+  rounded.set_f16_cache(true);
+  const int32_t n_vocab = static_cast<int32_t>(exact.config().n_vocab);
+  const std::vector<int32_t> tokens = prompt(60, n_vocab, seed_of(c) + 7);
+  std::vector<std::vector<double>> ref, ref_f16;
+  for (const int32_t t : tokens) {
+    ref.push_back(exact.step(t));
+    ref_f16.push_back(rounded.step(t));
+  }
+  LoadOptions load;
+  load.n_threads = 2;
+  load.cache_type = DType::kF16;
+  const auto model = Model::load(path, load);
+  Session session(*model);
+  const std::vector<float> logits = session.eval(tokens, /*all_logits=*/true);
+  const Deviation d = compare(logits, ref_f16);
+  EXPECT_LE(d.rel, kF16CacheTolerance) << describe(d);
+  std::vector<float> ref_f16_flat;
+  for (const auto& row : ref_f16) ref_f16_flat.insert(ref_f16_flat.end(), row.begin(), row.end());
+  const Deviation rounding = compare(ref_f16_flat, ref);
+  const Deviation unrounded = compare(logits, ref);
+  EXPECT_GT(unrounded.rel, 3 * d.rel) << "the rounding must show against the reference that does not round";
+  std::printf(
+      "[ reference ] %s, f16 cache: relative error %.3g against the rounding reference (bound %.0e); "
+      "%.3g against the f32-cache reference (the rounding alone: %.3g)\n",
+      case_name({c, 0}).c_str(), d.rel, kF16CacheTolerance, unrounded.rel, rounding.rel);
+
+  // One token at a time (the decode kernels) gives the same logits as the prompt at once.
+  Session stepwise(*model);
+  std::vector<float> joined;
+  for (const int32_t t : tokens) {
+    const auto part = stepwise.eval(std::span(&t, 1), true);
+    joined.insert(joined.end(), part.begin(), part.end());
+  }
+  const Deviation ds = compare(joined, ref_f16);
+  EXPECT_LE(ds.rel, kF16CacheTolerance) << "one token at a time: " << describe(ds);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, F16Cache,
+                         ::testing::Values(Case{"llama", DType::kF32, false}, Case{"qwen2", DType::kF32, true},
+                                           Case{"llama", DType::kF16, false}),
+                         case_name);
+
 // ---- errors -------------------------------------------------------------------------------------
 template <typename Fn>
 void expect_code(Fn fn, ErrorCode code) {
@@ -269,6 +330,16 @@ void expect_code(Fn fn, ErrorCode code) {
     ADD_FAILURE() << "no error, expected " << error_code_name(code);
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), code) << e.what();
+  }
+}
+
+TEST(EngineSession, KvCacheOfAnotherTypeIsRejectedAtLoad) {
+  TempDir dir;
+  const std::string path = write_model(dir, {"llama", DType::kQ8_0, false});
+  for (const DType type : {DType::kBF16, DType::kQ8_0, DType::kI32}) {
+    LoadOptions o;
+    o.cache_type = type;
+    expect_code([&] { Model::load(path, o); }, ErrorCode::kInvalidArgument);
   }
 }
 

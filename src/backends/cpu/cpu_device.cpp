@@ -54,6 +54,11 @@ std::string vendor_of(const std::string& cpu_name) {
 
 bool is_f32(const hal::Tensor* t) { return t != nullptr && t->dtype == DType::kF32; }
 
+// The element types of the KV caches the attention kernels read.
+bool is_kv_cache_type(DType t) {
+  return t == DType::kF32 || t == DType::kF16;
+}
+
 class CpuBackend : public hal::Backend {
  public:
   std::string name() const override { return "cpu"; }
@@ -88,6 +93,10 @@ hal::DeviceInfo CpuDevice::info() const {
 }
 
 bool CpuDevice::supports_op(const hal::Op& op) const {
+  if (op.kind == hal::OpKind::kStoreKV) {  // into an f32 or f16 cache
+    return op.dst != nullptr && is_kv_cache_type(op.dst->dtype) && is_f32(op.src[0]) &&
+           (op.src[1] == nullptr || op.src[1]->dtype == DType::kI32);
+  }
   if (op.dst == nullptr || op.dst->dtype != DType::kF32) return false;
   switch (op.kind) {
     case hal::OpKind::kGetRows:
@@ -102,11 +111,10 @@ bool CpuDevice::supports_op(const hal::Op& op) const {
       return is_f32(op.src[0]) && is_f32(op.src[1]);
     case hal::OpKind::kRope:
       return is_f32(op.src[0]);
-    case hal::OpKind::kStoreKV:
-      return is_f32(op.src[0]) && (op.src[1] == nullptr || op.src[1]->dtype == DType::kI32);
+    case hal::OpKind::kStoreKV: return false;  // handled above
     case hal::OpKind::kAttention:
-      return is_f32(op.src[0]) && is_f32(op.src[1]) && is_f32(op.src[2]) &&
-             (op.src[3] == nullptr || op.src[3]->dtype == DType::kI32);
+      return is_f32(op.src[0]) && op.src[1] != nullptr && op.src[2] != nullptr && is_kv_cache_type(op.src[1]->dtype) &&
+             op.src[2]->dtype == op.src[1]->dtype && (op.src[3] == nullptr || op.src[3]->dtype == DType::kI32);
   }
   return false;
 }

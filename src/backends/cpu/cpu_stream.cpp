@@ -357,6 +357,15 @@ const int32_t* block_table(const hal::Tensor* table, int64_t block, int64_t rows
 }  // namespace
 
 void CpuStream::attention(const hal::Op& op) {
+  if (op.src[1]->dtype == DType::kF16) {
+    attention_over<Half>(op);
+  } else {
+    attention_over<float>(op);
+  }
+}
+
+template <class E>
+void CpuStream::attention_over(const hal::Op& op) {
   const hal::Tensor& q = *op.src[0];
   const int64_t head_dim = q.ne[0];
   const int64_t n_head = q.ne[1];
@@ -387,17 +396,17 @@ void CpuStream::attention(const hal::Op& op) {
   while (item_tokens > 1 && (n_tok + item_tokens - 1) / item_tokens * (n_head / per_item) < min_items) item_tokens /= 2;
   const size_t work_floats = static_cast<size_t>(item_tokens * per_item * n_ctx * pool_.size());
   const bool gather = table != nullptr && !paged && !contiguous_blocks(table, block, n_ctx);
-  const size_t gather_floats = gather ? static_cast<size_t>(2 * n_ctx * kv_stride) : 0;
-  uint8_t* base = scratch(sizeof(float) * (work_floats + gather_floats) + sizeof(const float*) * pointers);
+  const size_t gather_bytes = gather ? static_cast<size_t>(2 * n_ctx * kv_stride) * sizeof(E) : 0;
+  uint8_t* base = scratch(sizeof(float) * work_floats + gather_bytes + sizeof(const E*) * pointers);
   auto* work = reinterpret_cast<float*>(base);
-  auto* k_blocks = reinterpret_cast<const float**>(base + sizeof(float) * (work_floats + gather_floats));
-  const float** v_blocks = k_blocks + n_head_kv * n_blocks;
-  const float* kc = f32(op.src[1]);
-  const float* vc = f32(op.src[2]);
+  auto* k_blocks = reinterpret_cast<const E**>(base + sizeof(float) * work_floats + gather_bytes);
+  const E** v_blocks = k_blocks + n_head_kv * n_blocks;
+  const auto* kc = static_cast<const E*>(op.src[1]->host_data());
+  const auto* vc = static_cast<const E*>(op.src[2]->host_data());
   if (gather) {  // blocks of other sizes, scattered: copied once per op into consecutive rows
-    float* kg = work + work_floats;
-    float* vg = kg + n_ctx * kv_stride;
-    const auto row_bytes = static_cast<size_t>(kv_stride) * sizeof(float);
+    E* kg = reinterpret_cast<E*>(base + sizeof(float) * work_floats);
+    E* vg = kg + n_ctx * kv_stride;
+    const auto row_bytes = static_cast<size_t>(kv_stride) * sizeof(E);
     for (int64_t j = 0; j < n_ctx; j += block) {
       const int64_t rows = std::min(block, n_ctx - j);
       const int64_t phys = physical_row(table, block, j);
@@ -444,15 +453,20 @@ void CpuStream::store_kv(const hal::Op& op) {
   MIXSERVE_CHECK(src.ne[0] == dst.ne[0] && op.i[0] >= 0, "store_kv shapes");
   const int64_t block = op.i[1];
   const int32_t* table = block_table(op.src[1], block, op.i[0] + src.rows(), dst.rows());
-  const auto row_bytes = static_cast<size_t>(dst.ne[0]) * sizeof(float);
+  // Rows [r, r + n) of src into the cache from row `at` on, converted to the cache's type.
+  const int64_t width = dst.ne[0];
+  const auto put = [&](int64_t r, int64_t n, int64_t at) {
+    if (dst.dtype == DType::kF16) {
+      to_half(f32(&src) + r * width, static_cast<Half*>(dst.host_data()) + at * width, n * width);
+    } else {
+      std::memcpy(f32(&dst) + at * width, f32(&src) + r * width, static_cast<size_t>(n * width) * sizeof(float));
+    }
+  };
   if (table == nullptr) {
-    std::memcpy(f32(&dst) + op.i[0] * dst.ne[0], f32(&src), src.bytes());
+    put(0, src.rows(), op.i[0]);
     return;
   }
-  for (int64_t r = 0; r < src.rows(); ++r) {
-    const int64_t phys = physical_row(table, block, op.i[0] + r);
-    std::memcpy(f32(&dst) + phys * dst.ne[0], f32(&src) + r * src.ne[0], row_bytes);
-  }
+  for (int64_t r = 0; r < src.rows(); ++r) put(r, 1, physical_row(table, block, op.i[0] + r));
 }
 
 }  // namespace mixserve::cpu

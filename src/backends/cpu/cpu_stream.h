@@ -51,6 +51,9 @@ class CpuStream : public hal::Stream {
   void rope(const hal::Op& op);
   void swiglu(const hal::Op& op);
   void attention(const hal::Op& op);
+  /// attention over caches of elements E (float, or Half for f16).
+  template <class E>
+  void attention_over(const hal::Op& op);
   void store_kv(const hal::Op& op);
   /// Scratch of at least `bytes`, 64-byte aligned, reused across ops.
   uint8_t* scratch(size_t bytes);

@@ -10,6 +10,7 @@
 #include "backends/cpu/vector_variants.h"
 #include "common/cpu_features.h"
 #include "common/error.h"
+#include "quant/quant.h"
 
 namespace mixserve::cpu {
 namespace {
@@ -79,16 +80,23 @@ void add_scalar(const float* a, const float* b, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
-void attention_head_scalar(const float* q, const float* const* k_blocks, const float* const* v_blocks,
-                           int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
-                           float* out, float* scratch) {
-  const auto row = [&](const float* const* blocks, int64_t j) {
+inline float element(float x) {
+  return x;
+}
+inline float element(Half h) {
+  return quant::fp16_to_f32(h.bits);
+}
+
+template <class E>
+void attention_head_scalar(const float* q, const E* const* k_blocks, const E* const* v_blocks, int64_t block_rows,
+                           int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
+  const auto row = [&](const E* const* blocks, int64_t j) {
     return blocks[j / block_rows] + j % block_rows * kv_stride;
   };
   for (int64_t j = 0; j < n_kv; ++j) {
-    const float* kj = row(k_blocks, j);
+    const E* kj = row(k_blocks, j);
     double dot = 0.0;
-    for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(q[d]) * kj[d];
+    for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(q[d]) * element(kj[d]);
     scratch[j] = static_cast<float>(dot * scale);
   }
   softmax_scalar(scratch, n_kv);
@@ -97,12 +105,16 @@ void attention_head_scalar(const float* q, const float* const* k_blocks, const f
     const int64_t len = std::min(kScalarAttentionChunk, head_dim - d0);
     std::fill(acc, acc + len, 0.0);
     for (int64_t j = 0; j < n_kv; ++j) {
-      const float* vj = row(v_blocks, j) + d0;
+      const E* vj = row(v_blocks, j) + d0;
       const double p = scratch[j];
-      for (int64_t d = 0; d < len; ++d) acc[d] += p * vj[d];
+      for (int64_t d = 0; d < len; ++d) acc[d] += p * element(vj[d]);
     }
     for (int64_t d = 0; d < len; ++d) out[d0 + d] = static_cast<float>(acc[d]);
   }
+}
+
+void to_half_scalar(const float* x, Half* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i].bits = quant::f32_to_fp16(x[i]);
 }
 
 void exp_scalar(const float* x, float* y, int64_t n) {
@@ -137,9 +149,12 @@ const VectorKernelTable kVectorKernelsScalar = {
     softmax_scalar,
     swiglu_scalar,
     add_scalar,
-    attention_head_scalar,
+    attention_head_scalar<float>,
     exp_scalar,
-    attention_queries_one_by_one<attention_head_scalar>,
+    attention_queries_one_by_one<attention_head_scalar<float>, float>,
+    attention_head_scalar<Half>,
+    attention_queries_one_by_one<attention_head_scalar<Half>, Half>,
+    to_half_scalar,
 };
 
 void softmax_all_masked(float* x, int64_t n) {
@@ -187,14 +202,14 @@ RopeTable rope_table(int64_t pos, int64_t n_rot, float freq_base) {
 
 const VectorKernelTable* vector_kernels_avx2() {
   const CpuFeatures& f = cpu_features();
-  return f.avx2 && f.fma ? &kVectorKernelsAvx2 : nullptr;
+  return f.avx2 && f.fma && f.f16c ? &kVectorKernelsAvx2 : nullptr;  // F16C: f16 caches
 }
 
 const VectorKernelTable* vector_kernels_avx512() {
   // The AVX-512 file is compiled with VNNI/BF16 enabled too, but its float code has no integer
   // dot products or bf16 conversions for the compiler to turn into those instructions.
   const CpuFeatures& f = cpu_features();
-  return f.avx512f && f.avx512bw && f.avx512vl && f.avx2 && f.fma ? &kVectorKernelsAvx512 : nullptr;
+  return f.avx512f && f.avx512bw && f.avx512vl && f.avx2 && f.fma && f.f16c ? &kVectorKernelsAvx512 : nullptr;
 }
 
 const VectorKernelTable& active_vector_kernels() {
@@ -268,8 +283,9 @@ namespace {
 
 // The checks both attention entry points make (see attention_queries_paged). Returns false when
 // there is nothing to attend to (every output zeroed).
-bool check_attention(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
-                     int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, const float* scratch) {
+template <class E>
+bool check_attention(const AttentionQueries& a, const E* const* k_blocks, const E* const* v_blocks, int64_t block_rows,
+                     int64_t kv_stride, int64_t head_dim, float scale, const float* scratch) {
   if (head_dim <= 0) fail(ErrorCode::kInvalidArgument, "attention_head: head_dim ", head_dim, " <= 0");
   if (a.n_kv < 0) fail(ErrorCode::kInvalidArgument, "attention_head: n_kv ", a.n_kv, " is negative");
   if (a.n_heads < 1 || a.n_tokens < 1) {
@@ -306,21 +322,34 @@ bool check_attention(const AttentionQueries& a, const float* const* k_blocks, co
   return false;
 }
 
-}  // namespace
-
-void attention_head_paged(const float* q, const float* const* k_blocks, const float* const* v_blocks,
-                          int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
-                          float* out, float* scratch) {
-  const AttentionQueries a{.q = q, .out = out, .n_kv = n_kv};
-  if (!check_attention(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch)) return;
-  active_vector_kernels().attention_head(q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out,
-                                         scratch);
+// The variant's kernels for caches of f32 or f16 elements (chosen by the pointer type).
+auto head_kernel(const float* const*) {
+  return active_vector_kernels().attention_head;
+}
+auto head_kernel(const Half* const*) {
+  return active_vector_kernels().attention_head_f16;
+}
+auto queries_kernel(const float* const*) {
+  return active_vector_kernels().attention_queries;
+}
+auto queries_kernel(const Half* const*) {
+  return active_vector_kernels().attention_queries_f16;
 }
 
-void attention_queries_paged(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
-                             int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
+template <class E>
+void head_paged(const float* q, const E* const* k_blocks, const E* const* v_blocks, int64_t block_rows,
+                int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
+  const AttentionQueries a{.q = q, .out = out, .n_kv = n_kv};
+  if (!check_attention(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch)) return;
+  head_kernel(k_blocks)(q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out, scratch);
+}
+
+template <class E>
+void queries_paged(const AttentionQueries& a, const E* const* k_blocks, const E* const* v_blocks, int64_t block_rows,
+                   int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
+  const auto queries = queries_kernel(k_blocks);
   if (check_attention(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch)) {
-    active_vector_kernels().attention_queries(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
+    queries(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
     return;
   }
   if (a.n_tokens == 1) return;
@@ -329,7 +358,37 @@ void attention_queries_paged(const AttentionQueries& a, const float* const* k_bl
   rest.out += a.token_stride;
   rest.n_tokens -= 1;
   rest.n_kv = 1;
-  active_vector_kernels().attention_queries(rest, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
+  queries(rest, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
+}
+
+}  // namespace
+
+void attention_head_paged(const float* q, const float* const* k_blocks, const float* const* v_blocks,
+                          int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
+                          float* out, float* scratch) {
+  head_paged(q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out, scratch);
+}
+
+void attention_head_paged(const float* q, const Half* const* k_blocks, const Half* const* v_blocks, int64_t block_rows,
+                          int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
+  head_paged(q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out, scratch);
+}
+
+void attention_queries_paged(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
+                             int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
+  queries_paged(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
+}
+
+void attention_queries_paged(const AttentionQueries& a, const Half* const* k_blocks, const Half* const* v_blocks,
+                             int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
+  queries_paged(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
+}
+
+void to_half(const float* x, Half* y, int64_t n) {
+  check_span("to_half", "x", x, n);
+  check_span("to_half", "y", y, n);
+  if (n == 0) return;
+  active_vector_kernels().to_half(x, y, n);
 }
 
 }  // namespace mixserve::cpu

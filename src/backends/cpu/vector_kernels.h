@@ -25,6 +25,18 @@ void swiglu(const float* gate, const float* up, float* y, int64_t n);
 /// y[i] = a[i] + b[i]. y may alias a or b.
 void add(const float* a, const float* b, float* y, int64_t n);
 
+/// An element of an f16 KV cache: the bits of an IEEE binary16 value (a type of its own, so that
+/// the attention kernels' overloads cannot take a bf16 or other 16-bit buffer by mistake).
+struct Half {
+  uint16_t bits;
+};
+static_assert(sizeof(Half) == 2, "a Half is two bytes");
+
+/// y[i] = x[i] rounded to the nearest f16 (ties to even; beyond the f16 range: inf; NaN stays NaN;
+/// results below the normal range are subnormal, exactly as quant::f32_to_fp16). y must not
+/// overlap x.
+void to_half(const float* x, Half* y, int64_t n);
+
 /// Causal attention of one query head: out[head_dim] = sum_j softmax_j(scale * q.k_j) v_j over the
 /// n_kv keys/values k_j = k + j * kv_stride, v_j = v + j * kv_stride (floats).
 /// scratch must hold n_kv floats. n_kv = 0 gives out = 0.
@@ -60,8 +72,16 @@ inline int64_t attention_rows(const AttentionQueries& a) {
 /// attention_head_paged for every query of `a` over the same blocks (which must hold
 /// attention_rows(a) rows); scratch must hold n_tokens * n_heads * attention_rows(a) floats. Each
 /// query's result is bit-identical to an attention_head_paged call of its own; the queries share
-/// each read of the cache rows where the variant can (AVX2).
+/// each read of the cache rows where the variant can (AVX2, AVX-512).
 void attention_queries_paged(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
+                             int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch);
+
+/// The same two over an f16 cache (kv_stride in elements): each result is bit-identical to the f32
+/// call over the cache's values converted to float (the conversion is exact), the half of the
+/// bytes read.
+void attention_head_paged(const float* q, const Half* const* k_blocks, const Half* const* v_blocks, int64_t block_rows,
+                          int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch);
+void attention_queries_paged(const AttentionQueries& a, const Half* const* k_blocks, const Half* const* v_blocks,
                              int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch);
 
 /// Name of the SIMD variant these kernels use on this CPU ("avx512", "avx2", "scalar").

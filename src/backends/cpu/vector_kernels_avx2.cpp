@@ -230,6 +230,15 @@ void add_avx2(const float* a, const float* b, float* y, int64_t n) {
   }
 }
 
+void to_half_avx2(const float* x, Half* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) y[i].bits = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
 // The four sums of a0..a3 (a_i summed over its lanes as ((0+1)+(2+3))+((4+5)+(6+7))), times scale.
 void store_sums4(__m256 a0, __m256 a1, __m256 a2, __m256 a3, float scale, float* out) {
   const __m256 h01 = _mm256_hadd_ps(a0, a1);
@@ -249,6 +258,15 @@ struct Avx2Floats {
   static V set1(float x) { return _mm256_set1_ps(x); }
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static V load_masked(const float* p, M m) { return _mm256_maskload_ps(p, m); }
+  static V load(const Half* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static V load_masked(const Half* p, M m) {
+    alignas(16) Half part[8] = {};  // AVX2 has no masked 16-bit load: the tail goes through a copy
+    const int n = _mm256_movemask_ps(_mm256_castsi256_ps(m));
+    for (int i = 0; i < 8; ++i) {
+      if ((n >> i) & 1) part[i] = p[i];
+    }
+    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(part)));
+  }
   static V load_aligned(const float* p) { return _mm256_load_ps(p); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
@@ -271,9 +289,12 @@ const VectorKernelTable kVectorKernelsAvx2 = {
     softmax_avx2,
     swiglu_avx2,
     add_avx2,
-    attention_head_grouped<Avx2Floats>,
+    attention_head_grouped<Avx2Floats, float>,
     exp_avx2,
-    attention_queries_grouped<Avx2Floats>,
+    attention_queries_grouped<Avx2Floats, float>,
+    attention_head_grouped<Avx2Floats, Half>,
+    attention_queries_grouped<Avx2Floats, Half>,
+    to_half_avx2,
 };
 
 }  // namespace mixserve::cpu

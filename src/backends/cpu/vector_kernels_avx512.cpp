@@ -196,6 +196,13 @@ void add_avx512(const float* a, const float* b, float* y, int64_t n) {
   }
 }
 
+void to_half_avx512(const float* x, Half* y, int64_t n) {
+  for (int64_t i = 0; i < n; i += kLanes) {
+    const __mmask16 m = tail_mask(n - i);
+    _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+
 // The four sums of a0..a3 (each over its lanes: the pairs 4L+(0,2) and 4L+(1,3) of each 128-bit
 // lane L, then those two, then lanes 0+2 and 1+3, then the two), times scale.
 void store_sums4(__m512 a0, __m512 a1, __m512 a2, __m512 a3, float scale, float* out) {
@@ -220,6 +227,8 @@ struct Avx512Floats {
   static V set1(float x) { return _mm512_set1_ps(x); }
   static V load(const float* p) { return _mm512_loadu_ps(p); }
   static V load_masked(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
+  static V load(const Half* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static V load_masked(const Half* p, M m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
   static V load_aligned(const float* p) { return _mm512_load_ps(p); }
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
@@ -242,9 +251,12 @@ const VectorKernelTable kVectorKernelsAvx512 = {
     softmax_avx512,
     swiglu_avx512,
     add_avx512,
-    attention_head_grouped<Avx512Floats>,
+    attention_head_grouped<Avx512Floats, float>,
     exp_avx512,
-    attention_queries_grouped<Avx512Floats>,
+    attention_queries_grouped<Avx512Floats, float>,
+    attention_head_grouped<Avx512Floats, Half>,
+    attention_queries_grouped<Avx512Floats, Half>,
+    to_half_avx512,
 };
 
 }  // namespace mixserve::cpu

@@ -30,11 +30,19 @@ struct VectorKernelTable {
   /// bits attention_head gives it.
   void (*attention_queries)(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
                             int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch);
+  /// attention_head and attention_queries over an f16 cache.
+  void (*attention_head_f16)(const float* q, const Half* const* k_blocks, const Half* const* v_blocks,
+                             int64_t block_rows, int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale,
+                             float* out, float* scratch);
+  void (*attention_queries_f16)(const AttentionQueries& a, const Half* const* k_blocks, const Half* const* v_blocks,
+                                int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch);
+  /// See mixserve::cpu::to_half.
+  void (*to_half)(const float* x, Half* y, int64_t n);
 };
 
 /// attention_queries as one attention_head call per query (for variants without a grouped kernel).
-template <auto kAttentionHead>
-void attention_queries_one_by_one(const AttentionQueries& a, const float* const* k_blocks, const float* const* v_blocks,
+template <auto kAttentionHead, class E>
+void attention_queries_one_by_one(const AttentionQueries& a, const E* const* k_blocks, const E* const* v_blocks,
                                   int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale,
                                   float* scratch) {
   for (int64_t t = 0; t < a.n_tokens; ++t) {
