@@ -13,6 +13,9 @@
 namespace mixserve::cli {
 namespace {
 
+// Round trips of each thread-handoff probe: about 4 ms at 200 ns one way.
+constexpr int kHandoffRoundTrips = 10000;
+
 struct BenchFlags {
   ModelFlags model;
   BenchOptions bench;
@@ -126,6 +129,7 @@ void bench(const BenchFlags& f) {
   const bool int8_path = wtype == DType::kQ8_0 || wtype == DType::kQ4_0;
   const double peak = int8_path ? peak_int8 : peak_f32;
   std::printf("machine: peak %.1f GFLOP/s f32 FMA, %.1f GOP/s int8\n", peak_f32 / 1e9, peak_int8 / 1e9);
+  const double handoff_before = cpu::measure_handoff_latency(pool, kHandoffRoundTrips);
   std::fflush(stdout);
 
   // Shared hosts drift (this project's VM has read 34 and 62 GB/s minutes apart): a smaller probe
@@ -142,11 +146,17 @@ void bench(const BenchFlags& f) {
     options.probe_bandwidth = nullptr;
   }
   const double bandwidth_after = cpu::measure_read_bandwidth(pool, f.probe_bytes, 5);
+  const double handoff_after = cpu::measure_handoff_latency(pool, kHandoffRoundTrips);
   const double bandwidth = std::max({bandwidth_before, bandwidth_after, r.best_bandwidth});
   std::printf(
       "machine: memory read bandwidth %.2f GB/s (best of %.2f before the runs, %.2f after, %.2f next to "
       "the decode runs)\n",
       bandwidth / 1e9, bandwidth_before / 1e9, bandwidth_after / 1e9, r.best_bandwidth / 1e9);
+  if (pool.size() > 1) {
+    // Where the host placed the threads, which moves the bandwidth too (docs/performance.md).
+    std::printf("machine: thread handoff %.0f ns one way before the runs, %.0f ns after\n", handoff_before * 1e9,
+                handoff_after * 1e9);
+  }
   if (!r.prefill_tps.empty()) {
     const Stat s = stat_of(r.prefill_tps);
     const double gflops = s.mean * r.prefill_flops_per_token / 1e9;

@@ -80,6 +80,10 @@ TEST(Cli, BenchReportsThroughputAndRoofline) {
   EXPECT_NE(r.out.find("roofline"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("memory read bandwidth"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("each run against the probes just before and after it"), std::string::npos) << r.out;
+  const auto handoff = run_command(kBin + " bench -m " + model + " -p 0 -n 4 -r 1 -t 2 --probe-bytes 16777216");
+  EXPECT_NE(handoff.out.find("machine: thread handoff "), std::string::npos) << handoff.out;
+  const auto one_thread = run_command(kBin + " bench -m " + model + " -p 0 -n 4 -r 1 -t 1 --probe-bytes 16777216");
+  EXPECT_EQ(one_thread.out.find("thread handoff"), std::string::npos) << "nothing to hand off: " << one_thread.out;
   EXPECT_EQ(r.out.find("per sequence"), std::string::npos) << "no batched test unless asked: " << r.out;
   const auto b = run_command(kBin + " bench -m " + model + " -p 0 -n 8 -r 1 --batch 3 --probe-bytes 16777216");
   ASSERT_EQ(b.exit_code, 0) << b.err;

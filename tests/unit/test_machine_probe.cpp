@@ -56,6 +56,20 @@ TEST(MachineProbe, PeakInt8OpsIsPlausible) {
   EXPECT_LT(ops, 1e16) << peak_ops_int8_method();
 }
 
+// A handoff between two threads takes somewhere between a shared cache's few nanoseconds and the
+// millisecond a preempted thread could add; a pool of one thread hands nothing off.
+TEST(MachineProbe, HandoffLatencyIsPlausible) {
+  ThreadPool two(2);
+  const double one_way = measure_handoff_latency(two, 2000);
+  EXPECT_TRUE(std::isfinite(one_way));
+  EXPECT_GT(one_way, 1e-9);
+  EXPECT_LT(one_way, 1e-3);
+  ThreadPool one(1);
+  EXPECT_EQ(measure_handoff_latency(one, 2000), 0.0);
+  EXPECT_THROW(measure_handoff_latency(two, 0), Error);
+  EXPECT_THROW(measure_handoff_latency(two, 10'000'001), Error);
+}
+
 TEST(MachineProbe, RejectsBadArguments) {
   ThreadPool pool(1);
   EXPECT_THROW(measure_read_bandwidth(pool, 100, 1), Error);

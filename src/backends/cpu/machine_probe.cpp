@@ -70,6 +70,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// A spin-wait hint (lets the core's other hardware thread run; no-op elsewhere).
+inline void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 constexpr size_t kMinBytes = 4096;
 constexpr size_t kMaxBytes = size_t{64} << 30;
 constexpr double kComputeSeconds = 0.2;
@@ -215,6 +222,53 @@ double measure_peak_flops_f32(ThreadPool& pool) {
 
 double measure_peak_ops_int8(ThreadPool& pool) {
   return peak(pool, int8_loop());
+}
+
+double measure_handoff_latency(ThreadPool& pool, int round_trips) {
+  if (round_trips < 1 || round_trips > 10'000'000) {
+    fail(ErrorCode::kInvalidArgument, "handoff round trips ", round_trips, " is out of range [1, 10000000]");
+  }
+  if (pool.size() < 2) return 0.0;
+  constexpr int kRuns = 5;
+  constexpr auto kLimit = std::chrono::seconds(1);
+  std::vector<double> one_way;
+  for (int run = 0; run < kRuns; ++run) {
+    // ball: 2i + 1 once thread 0 has sent round trip i, 2i + 2 once thread 1 has answered it.
+    struct alignas(64) Line {
+      std::atomic<int64_t> ball{0};
+      std::atomic<bool> stop{false};
+    } line;
+    int64_t made = 0;
+    double seconds = 0.0;
+    pool.run([&](int ith, int) {
+      if (ith == 0) {
+        const auto start = std::chrono::steady_clock::now();
+        int64_t i = 0;
+        for (; i < round_trips; ++i) {
+          line.ball.store(2 * i + 1, std::memory_order_release);
+          while (line.ball.load(std::memory_order_acquire) != 2 * i + 2) pause();
+          if (i % 1024 == 1023 && std::chrono::steady_clock::now() - start > kLimit) {
+            ++i;
+            break;
+          }
+        }
+        seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        made = i;
+        line.stop.store(true, std::memory_order_release);
+      } else if (ith == 1) {
+        for (int64_t i = 0;; ++i) {
+          while (line.ball.load(std::memory_order_acquire) != 2 * i + 1) {
+            if (line.stop.load(std::memory_order_acquire)) return;
+            pause();
+          }
+          line.ball.store(2 * i + 2, std::memory_order_release);
+        }
+      }
+    });
+    one_way.push_back(seconds / (2.0 * static_cast<double>(made)));
+  }
+  std::nth_element(one_way.begin(), one_way.begin() + kRuns / 2, one_way.end());
+  return one_way[kRuns / 2];
 }
 
 const char* peak_flops_f32_method() {

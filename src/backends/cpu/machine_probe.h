@@ -42,6 +42,15 @@ double measure_peak_flops_f32(ThreadPool& pool);
 /// with AVX-512 VNNI dpbusd, else AVX2 maddubs into 16-bit sums, else scalar code.
 double measure_peak_ops_int8(ThreadPool& pool);
 
+/// Time for a write of one thread to reach another (seconds, one way): threads 0 and 1 of the pool
+/// pass one cache line back and forth `round_trips` times (1..10,000,000, else kInvalidArgument),
+/// the median of 5 such runs. Every fork, join and activation a decoding step hands between its
+/// threads pays it. On an AMD EPYC it tells where the threads sit: about 20-60 ns within one
+/// core complex, 150-250 ns across them (where two threads also get twice the memory bandwidth:
+/// each complex has its own link to memory). 0 for a pool of one thread. A run that passes a
+/// second stops early; the time is then per round trip made.
+double measure_handoff_latency(ThreadPool& pool, int round_trips);
+
 /// The instructions measure_peak_flops_f32 uses here, e.g. "avx512 fma".
 const char* peak_flops_f32_method();
 
