@@ -1,5 +1,7 @@
 #include "serve/node_info.h"
 
+#include "model/transformer_builder.h"
+
 namespace mixserve::serve {
 namespace {
 
@@ -24,6 +26,11 @@ json chip_json(const NodeFacts& facts) {
           {"memory_gib", figure(c.memory_gib)},
           {"memory_bandwidth_gbs", figure(c.memory_bandwidth_gbs)},
           {"fp16_tflops", figure(c.fp16_tflops)}};
+}
+
+// Bytes of the K and V caches of every layer for `rows` cache rows, as they are allocated.
+uint64_t kv_cache_bytes(const ModelConfig& cfg, DType type, int64_t rows) {
+  return static_cast<uint64_t>(layout_forward(cfg, 1, rows, type).cache_bytes) * 2 * static_cast<uint64_t>(cfg.n_layer);
 }
 
 }  // namespace
@@ -62,12 +69,15 @@ json describe_node(const NodeFacts& facts, const Model& model, const BatchSchedu
                      {"context_train", cfg.n_ctx_train},
                      {"weight_bytes", model.weight_bytes()},
                      {"bytes_per_token", model.bytes_per_token()}};
-  json capacity = {{"max_sequences", limits.max_seqs},
-                   {"max_queue", limits.max_queue},
-                   {"context_length", limits.batch.max_seq_len},
-                   {"max_batch_tokens", limits.batch.max_batch_tokens},
-                   {"kv_blocks", stats.kv.total},
-                   {"kv_block_tokens", limits.batch.block_size}};
+  json capacity = {
+      {"max_sequences", limits.max_seqs},
+      {"max_queue", limits.max_queue},
+      {"context_length", limits.batch.max_seq_len},
+      {"max_batch_tokens", limits.batch.max_batch_tokens},
+      {"kv_blocks", stats.kv.total},
+      {"kv_block_tokens", limits.batch.block_size},
+      {"kv_cache_type", dtype_name(model.options().cache_type)},
+      {"kv_cache_bytes", kv_cache_bytes(cfg, model.options().cache_type, stats.kv.total * limits.batch.block_size)}};
   // The decode roofline of one sequence on the chip: every weight byte read once per token.
   if (facts.chip && facts.chip->memory_bandwidth_gbs.value > 0 && model.bytes_per_token() > 0) {
     capacity["decode_roofline_tokens_per_s"] =

@@ -243,6 +243,10 @@ TEST_F(ServeApi, ModelsHealthNodeAndMetricsDescribeTheNode) {
   EXPECT_EQ(node.body["devices"][0]["id"], "cpu");
   EXPECT_EQ(node.body["capacity"]["max_sequences"], 64);
   EXPECT_EQ(node.body["capacity"]["kv_blocks"], 512);
+  EXPECT_EQ(node.body["capacity"]["kv_cache_type"], "f32");
+  // 4 layers x (K and V) x 512 blocks x the block's rows x 64 KV dims (2 heads of 32) x 4 bytes.
+  EXPECT_EQ(node.body["capacity"]["kv_cache_bytes"],
+            4 * 2 * 512 * node.body["capacity"]["kv_block_tokens"].get<int64_t>() * 64 * 4);
   EXPECT_GT(node.body["placement"]["op_table"].size(), 3u);
   EXPECT_EQ(node.body["placement"]["fallbacks_per_step"], 0);
   EXPECT_TRUE(node.body["load"].contains("running"));
@@ -258,6 +262,26 @@ TEST_F(ServeApi, ModelsHealthNodeAndMetricsDescribeTheNode) {
     EXPECT_THAT(m.body, HasSubstr(std::string(family) + "{model=\"tiny\",chip=\"cpu-x86\",device=\"cpu\"")) << family;
   }
   EXPECT_EQ(testing::metric(m.body, "mixserve_kv_blocks_total"), 512);
+}
+
+// --cache-type f16: the node says so, its cache takes half the bytes of the suite's f32 server's, and
+// a greedy completion runs (the same tokens as a run of the model with the same cache type).
+TEST_F(ServeApi, F16CacheHalvesTheCacheAndServes) {
+  ServerProcess f16({kBin, "serve", "-m", dir_->file("tiny.gguf"), "--port", "0", "--max-seqs", "8", "--kv-blocks",
+                     "512", "--cache-type", "f16"},
+                    dir_->file("server-f16.log"));
+  const auto node = get_json(f16.port(), "/v1/node");
+  ASSERT_EQ(node.status, 200);
+  EXPECT_EQ(node.body["capacity"]["kv_cache_type"], "f16");
+  const auto f32_bytes = get_json(port(), "/v1/node").body["capacity"]["kv_cache_bytes"].get<int64_t>();
+  EXPECT_EQ(node.body["capacity"]["kv_cache_bytes"].get<int64_t>() * 2, f32_bytes);
+  const auto reply = post_json(f16.port(), "/v1/completions", completion("The quick brown fox", 12));
+  ASSERT_EQ(reply.status, 200) << reply.raw.body;
+  const auto cli = testing::run_command(kBin + " run -m " + dir_->file("tiny.gguf") +
+                                        " -p 'The quick brown fox' -n 12 --temp 0 --ignore-eos --cache-type f16");
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ("The quick brown fox" + reply.body["choices"][0]["text"].get<std::string>(),
+            cli.out.substr(0, cli.out.size() - 1));
 }
 
 }  // namespace
