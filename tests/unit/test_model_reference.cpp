@@ -117,6 +117,20 @@ std::string describe(const Deviation& d) {
   return str_cat("max abs diff ", d.abs, " (relative ", d.rel, ") at position ", d.pos, ", token ", d.token);
 }
 
+// The reference's logits at every position of `tokens`, one row per position.
+std::vector<std::vector<double>> reference_logits(ReferenceModel& reference, const std::vector<int32_t>& tokens) {
+  std::vector<std::vector<double>> rows;
+  for (const int32_t t : tokens) rows.push_back(reference.step(t));
+  return rows;
+}
+
+// Rows of reference logits as one float vector, as the engine returns them.
+std::vector<float> flatten(const std::vector<std::vector<double>>& rows) {
+  std::vector<float> flat;
+  for (const auto& row : rows) flat.insert(flat.end(), row.begin(), row.end());
+  return flat;
+}
+
 int32_t argmax(std::span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
@@ -132,11 +146,8 @@ TEST_P(EngineVsReference, LogitsOfEveryPosition) {
   ReferenceModel emulated(file, /*quantize_activations=*/true);
   const int32_t n_vocab = static_cast<int32_t>(exact.config().n_vocab);
   const std::vector<int32_t> tokens = prompt(40, n_vocab, seed_of(c));
-  std::vector<std::vector<double>> ref, ref_q8;
-  for (const int32_t t : tokens) {
-    ref.push_back(exact.step(t));
-    ref_q8.push_back(emulated.step(t));
-  }
+  const auto ref = reference_logits(exact, tokens);
+  const auto ref_q8 = reference_logits(emulated, tokens);
 
   LoadOptions load;
   load.n_threads = 2;
@@ -150,9 +161,7 @@ TEST_P(EngineVsReference, LogitsOfEveryPosition) {
   EXPECT_LE(d.rel, tolerance(c.type)) << describe(d);
   std::string note;
   if (c.type == DType::kQ8_0 || c.type == DType::kQ4_0) {
-    std::vector<float> q8_flat;
-    for (const auto& row : ref_q8) q8_flat.insert(q8_flat.end(), row.begin(), row.end());
-    const Deviation expected = compare(q8_flat, ref);
+    const Deviation expected = compare(flatten(ref_q8), ref);
     const Deviation vs_emulated = compare(logits, ref_q8);
     EXPECT_LE(vs_emulated.rel, kEmulatedTolerance) << "against the reference with Q8_0 activations: "
                                                    << describe(vs_emulated);
@@ -283,11 +292,8 @@ TEST_P(F16Cache, LogitsMatchTheReferenceThatRoundsItsCache) {
   rounded.set_f16_cache(true);
   const int32_t n_vocab = static_cast<int32_t>(exact.config().n_vocab);
   const std::vector<int32_t> tokens = prompt(60, n_vocab, seed_of(c) + 7);
-  std::vector<std::vector<double>> ref, ref_f16;
-  for (const int32_t t : tokens) {
-    ref.push_back(exact.step(t));
-    ref_f16.push_back(rounded.step(t));
-  }
+  const auto ref = reference_logits(exact, tokens);
+  const auto ref_f16 = reference_logits(rounded, tokens);
   LoadOptions load;
   load.n_threads = 2;
   load.cache_type = DType::kF16;
@@ -296,9 +302,7 @@ TEST_P(F16Cache, LogitsMatchTheReferenceThatRoundsItsCache) {
   const std::vector<float> logits = session.eval(tokens, /*all_logits=*/true);
   const Deviation d = compare(logits, ref_f16);
   EXPECT_LE(d.rel, kF16CacheTolerance) << describe(d);
-  std::vector<float> ref_f16_flat;
-  for (const auto& row : ref_f16) ref_f16_flat.insert(ref_f16_flat.end(), row.begin(), row.end());
-  const Deviation rounding = compare(ref_f16_flat, ref);
+  const Deviation rounding = compare(flatten(ref_f16), ref);
   const Deviation unrounded = compare(logits, ref);
   EXPECT_GT(unrounded.rel, 3 * d.rel) << "the rounding must show against the reference that does not round";
   std::printf(

@@ -396,15 +396,18 @@ void CpuStream::attention_over(const hal::Op& op) {
   while (item_tokens > 1 && (n_tok + item_tokens - 1) / item_tokens * (n_head / per_item) < min_items) item_tokens /= 2;
   const size_t work_floats = static_cast<size_t>(item_tokens * per_item * n_ctx * pool_.size());
   const bool gather = table != nullptr && !paged && !contiguous_blocks(table, block, n_ctx);
-  const size_t gather_bytes = gather ? static_cast<size_t>(2 * n_ctx * kv_stride) * sizeof(E) : 0;
-  uint8_t* base = scratch(sizeof(float) * work_floats + gather_bytes + sizeof(const E*) * pointers);
+  // Scratch: the work floats, the gathered rows, the block pointers, each from a 64-byte boundary.
+  const auto aligned = [](size_t bytes) { return (bytes + 63) / 64 * 64; };
+  const size_t gather_at = aligned(sizeof(float) * work_floats);
+  const size_t pointers_at = gather_at + aligned(gather ? static_cast<size_t>(2 * n_ctx * kv_stride) * sizeof(E) : 0);
+  uint8_t* base = scratch(pointers_at + sizeof(const E*) * pointers);
   auto* work = reinterpret_cast<float*>(base);
-  auto* k_blocks = reinterpret_cast<const E**>(base + sizeof(float) * work_floats + gather_bytes);
+  auto* k_blocks = reinterpret_cast<const E**>(base + pointers_at);
   const E** v_blocks = k_blocks + n_head_kv * n_blocks;
   const auto* kc = static_cast<const E*>(op.src[1]->host_data());
   const auto* vc = static_cast<const E*>(op.src[2]->host_data());
   if (gather) {  // blocks of other sizes, scattered: copied once per op into consecutive rows
-    E* kg = reinterpret_cast<E*>(base + sizeof(float) * work_floats);
+    E* kg = reinterpret_cast<E*>(base + gather_at);
     E* vg = kg + n_ctx * kv_stride;
     const auto row_bytes = static_cast<size_t>(kv_stride) * sizeof(E);
     for (int64_t j = 0; j < n_ctx; j += block) {
