@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/format.h"
 #include "cli/model_flags.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -98,6 +99,10 @@ void run(const RunFlags& f) {
                r.decode_seconds, r.decode_seconds > 0 ? n_gen / r.decode_seconds : 0.0);
   std::fprintf(stderr, "finish:  %s, seed %llu, device %s\n", r.finish == FinishReason::kStop ? "stop" : "length",
                static_cast<unsigned long long>(sampling.seed), f.model.device.c_str());
+  std::fprintf(stderr, "cache:   %s KV cache of %s for %lld tokens of context\n",
+               std::string(dtype_name(model->options().cache_type)).c_str(),
+               human_bytes(static_cast<double>(session.cache_bytes())).c_str(),
+               static_cast<long long>(session.n_ctx()));
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ Session::Session(const Model& model, const SessionOptions& options) : model_(mod
   for (auto* caches : {&b.k_cache, &b.v_cache}) {
     for (hal::Tensor& t : *caches) {
       state_->caches.push_back(sched.allocate(layout.cache_bytes));
+      cache_bytes_ += layout.cache_bytes;
       t.buffer = state_->caches.back().get();
     }
   }

@@ -33,6 +33,8 @@ class Session {
   int64_t n_past() const { return n_past_; }
   /// Context length.
   int64_t n_ctx() const { return n_ctx_; }
+  /// Bytes of the KV cache (the keys and values of every layer for n_ctx() tokens), as allocated.
+  size_t cache_bytes() const { return cache_bytes_; }
   /// What the device scheduler did so far (ops per device, fallbacks, copies between devices).
   const hal::SchedulerStats& scheduler_stats() const;
   /// Adds the time of every op of the following evals to *profile (nullptr: stops); false when a
@@ -47,6 +49,7 @@ class Session {
   int64_t n_ctx_ = 0;
   int64_t n_batch_ = 0;
   int64_t n_past_ = 0;
+  size_t cache_bytes_ = 0;
   std::unique_ptr<State> state_;
 };
 

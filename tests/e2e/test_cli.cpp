@@ -128,6 +128,8 @@ TEST(Cli, F16CacheRunsAndHalvesTheCacheBytesTheRooflineCounts) {
   const std::string model = synth(dir, "m.gguf", "--type q8_0");
   const auto run = run_command(kBin + " run -m " + model + " -p 'The cat' -n 8 --temp 0 --cache-type f16");
   ASSERT_EQ(run.exit_code, 0) << run.err;
+  // tiny: 2 layers x (K and V) x 128 tokens x 32 KV dims x 2 bytes.
+  EXPECT_NE(run.err.find("cache:   f16 KV cache of 32.77 KB for 128 tokens of context"), std::string::npos) << run.err;
   const auto kb_per_token = [&](const std::string& type) {
     const auto r =
         run_command(kBin + " bench -m " + model + " -p 0 -n 8 -d 112 -r 1 --probe-bytes 16777216 --cache-type " + type);
