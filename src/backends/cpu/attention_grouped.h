@@ -6,13 +6,16 @@
 // S provides, for float vectors of S::kLanes lanes:
 //   using V (vector), using M (lane mask); kLanes;
 //   M tail(int64_t r): the first min(r, kLanes) lanes;
-//   V zero(), set1(float), load(const E*), load_masked(const E*, M) (zeros elsewhere) for the
-//   cache's element types E (float, and Half: f16 converted to float, exactly), load_aligned(const float*), fmadd(V a,
-//   V b, V c) = a * b + c, add(V, V); void store_aligned(float*, V), store_masked(float*, M, V); void keep(V&): an
-//   empty asm statement, so that a loaded vector stays one load for all its uses; void store_sums4(V, V, V, V, float
-//   scale, float* out): out[i] = (sum of the lanes of a_i) * scale,
+//   V zero(), set1(float), load_aligned(const float*);
+//   V load(P), load_masked(P, M) (zeros elsewhere) for the cache's row pointer types P: const float*,
+//     and const Half* (f16 converted to float, exactly);
+//   V fmadd(V a, V b, V c) = a * b + c, add(V, V);
+//   void store_aligned(float*, V), store_masked(float*, M, V);
+//   void keep(V&): an empty asm statement, so that a loaded vector stays one load for all its uses;
+//   void store_sums4(V, V, V, V, float scale, float* out): out[i] = (sum of the lanes of a_i) * scale,
 //     each sum in the variant's own fixed order;
 //   float hsum(V); void softmax(float*, int64_t) (the variant's softmax).
+// A row pointer P moves by elements (P + n); the caches' rows and blocks are arrays of P.
 // Every query gets exactly the operations, hence the bits, of a call of its own; the bits differ
 // between vector types (lane counts and sum orders), within the variants' tolerances. An f16 cache
 // gives the bits of an f32 cache holding the same values: its rows are converted as they are loaded
@@ -45,6 +48,10 @@ constexpr int64_t kPrefetchRows = 8;
 constexpr int64_t kLongRows = 256;
 constexpr int64_t kLongPrefetchRows = 16;
 
+// Rows of the cache's type that take the bytes of one f32 row (prefetch distances are in f32 rows).
+template <class P>
+constexpr int64_t kRowsPerF32Row = static_cast<int64_t>(sizeof(float) / sizeof(*P{}));
+
 // Prefetches the lines holding row[0, n).
 template <class E>
 inline void prefetch_row(const E* row, int64_t n) {
@@ -56,8 +63,8 @@ inline void prefetch_row(const E* row, int64_t n) {
 // dot(q_h, k_j) * scale for four keys at once and kHeads query heads (1 or 2) q + h * q_stride,
 // into out + h * out_stride: 4 * kHeads independent FMA chains, each key chunk loaded once for
 // both heads. Each head gets the bits of a call of its own.
-template <class S, int kHeads, class E>
-void dot4(const float* q, int64_t q_stride, const E* k, int64_t kv_stride, int64_t head_dim, float scale, float* out,
+template <class S, int kHeads, class P>
+void dot4(const float* q, int64_t q_stride, P k, int64_t kv_stride, int64_t head_dim, float scale, float* out,
           int64_t out_stride) {
   using V = typename S::V;
   V a[kHeads][4];
@@ -65,7 +72,7 @@ void dot4(const float* q, int64_t q_stride, const E* k, int64_t kv_stride, int64
   for (int h = 0; h < kHeads; ++h) {
     for (auto& v : a[h]) v = S::zero();
   }
-  const E* kr[4] = {k, k + kv_stride, k + 2 * kv_stride, k + 3 * kv_stride};
+  P kr[4] = {k, k + kv_stride, k + 2 * kv_stride, k + 3 * kv_stride};
   int64_t d = 0;
   for (; d + S::kLanes <= head_dim; d += S::kLanes) {
     V qv[kHeads];
@@ -95,8 +102,8 @@ void dot4(const float* q, int64_t q_stride, const E* k, int64_t kv_stride, int64
   for (int h = 0; h < kHeads; ++h) S::store_sums4(a[h][0], a[h][1], a[h][2], a[h][3], scale, out + h * out_stride);
 }
 
-template <class S, class E>
-float dot1(const float* q, const E* k, int64_t head_dim) {
+template <class S, class P>
+float dot1(const float* q, P k, int64_t head_dim) {
   typename S::V a = S::zero();
   int64_t d = 0;
   for (; d + S::kLanes <= head_dim; d += S::kLanes) a = S::fmadd(S::load(q + d), S::load(k + d), a);
@@ -113,9 +120,9 @@ float dot1(const float* q, const E* k, int64_t head_dim) {
 // (but the last) and j0 and j1 are even (or n_kv), so the pairs, hence the sums, are those of one
 // pass over contiguous rows, however the rows are split. kPrefetch: the rows are in the cache
 // (not a tile in L1), so rows `ahead` rows ahead are prefetched, two per pair.
-template <class S, int kNv, bool kPrefetch, class E>
-void weighted_sum_rows(const float* p, const E* const* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t j0,
-                       int64_t j1, int64_t d0, int64_t width, typename S::V* state, int64_t ahead = kPrefetchRows) {
+template <class S, int kNv, bool kPrefetch, class P>
+void weighted_sum_rows(const float* p, const P* v_blocks, int64_t block_rows, int64_t kv_stride, int64_t j0, int64_t j1,
+                       int64_t d0, int64_t width, typename S::V* state, int64_t ahead = kPrefetchRows) {
   using V = typename S::V;
   typename S::M masks[kNv];
   V even[kNv], odd[kNv];
@@ -128,7 +135,7 @@ void weighted_sum_rows(const float* p, const E* const* v_blocks, int64_t block_r
   const bool full = width == kNv * S::kLanes;
   int64_t j = j0;
   for (int64_t jb = j0 / block_rows * block_rows; jb < j1; jb += block_rows) {
-    const E* vb = v_blocks[jb / block_rows] + d0;
+    const P vb = v_blocks[jb / block_rows] + d0;
     const int64_t end = jb + block_rows < j1 ? jb + block_rows : j1;
     if (kPrefetch && ahead > kPrefetchRows) {
       for (int64_t r = j - jb + 2; r < j - jb + ahead && jb + r < end; ++r) prefetch_row(vb + r * kv_stride, width);
@@ -136,8 +143,8 @@ void weighted_sum_rows(const float* p, const E* const* v_blocks, int64_t block_r
     for (; j + 2 <= end; j += 2) {
       const V p0 = S::set1(p[j]);
       const V p1 = S::set1(p[j + 1]);
-      const E* v0 = vb + (j - jb) * kv_stride;
-      const E* v1 = v0 + kv_stride;
+      const P v0 = vb + (j - jb) * kv_stride;
+      const P v1 = v0 + kv_stride;
       if (kPrefetch && j + ahead + 2 <= end) {
         prefetch_row(v0 + ahead * kv_stride, width);
         prefetch_row(v1 + ahead * kv_stride, width);
@@ -158,7 +165,7 @@ void weighted_sum_rows(const float* p, const E* const* v_blocks, int64_t block_r
     }
     if (j < end) {
       const V p0 = S::set1(p[j]);
-      const E* v0 = vb + (j - jb) * kv_stride;
+      const P v0 = vb + (j - jb) * kv_stride;
 #pragma GCC unroll 16
       for (int c = 0; c < kNv; ++c) even[c] = S::fmadd(p0, S::load_masked(v0 + c * S::kLanes, masks[c]), even[c]);
       ++j;
@@ -206,9 +213,9 @@ struct QueryBatch {
 // take turns over tiles of kRowTile rows, so each tile of the value rows is read from L2 or memory
 // once for all of them. Query i stops at its own n_kv; a tile starts at an even row, so its pairs
 // of rows, hence its sums, are those of one pass of its own.
-template <class S, int kNv, class E>
-void weighted_sums(const QueryBatch& b, const float* scratch, const E* const* v_blocks, int64_t block_rows,
-                   int64_t kv_stride, int64_t d0, int64_t width, int64_t ahead) {
+template <class S, int kNv, class P>
+void weighted_sums(const QueryBatch& b, const float* scratch, const P* v_blocks, int64_t block_rows, int64_t kv_stride,
+                   int64_t d0, int64_t width, int64_t ahead) {
   using V = typename S::V;
   alignas(64) V state[kMaxQueries][2 * kNv];
   for (int64_t i = 0; i < b.count; ++i) {
@@ -227,7 +234,7 @@ void weighted_sums(const QueryBatch& b, const float* scratch, const E* const* v_
       const int64_t rows = n_kv - j0 < kRowTile ? n_kv - j0 : kRowTile;
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t j = j0 + r;
-        const E* src = v_blocks[j / block_rows] + j % block_rows * kv_stride + d0;
+        const P src = v_blocks[j / block_rows] + j % block_rows * kv_stride + d0;
         if (j % block_rows + ahead < block_rows && j + ahead < n_kv) prefetch_row(src + ahead * kv_stride, width);
 #pragma GCC unroll 16
         for (int c = 0; c < kNv; ++c) {
@@ -256,18 +263,18 @@ void weighted_sums(const QueryBatch& b, const float* scratch, const E* const* v_
 // of four (dot4) up to its own n_kv and the block's last whole group, and the rest one by one
 // (dot1), exactly as a call of its own does; each group of four keys is scored for every query
 // while its rows are in L1, two heads of a token at a time.
-template <class S, class E>
-void scores(const QueryBatch& b, const E* const* k_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
+template <class S, class P>
+void scores(const QueryBatch& b, const P* k_blocks, int64_t block_rows, int64_t kv_stride, int64_t head_dim,
             float scale, float* scratch, int64_t ahead) {
   const int64_t n_kv = b.n_kv(b.count - 1);
   for (int64_t jb = 0; jb < n_kv; jb += block_rows) {
-    const E* kb = k_blocks[jb / block_rows];
+    const P kb = k_blocks[jb / block_rows];
     const int64_t block_end = jb + block_rows < n_kv ? jb + block_rows : n_kv;
     for (int64_t r = 4; ahead > kPrefetchRows && r < ahead && jb + r < block_end; ++r) {
       prefetch_row(kb + r * kv_stride, head_dim);
     }
     for (int64_t j = jb; j < block_end; j += 4) {
-      const E* kj = kb + (j - jb) * kv_stride;
+      const P kj = kb + (j - jb) * kv_stride;
       for (int64_t r = ahead; r < ahead + 4 && j + r < block_end; ++r) {
         prefetch_row(kj + r * kv_stride, head_dim);
       }
@@ -299,9 +306,9 @@ void scores(const QueryBatch& b, const E* const* k_blocks, int64_t block_rows, i
 // kMaxQueries, so the cache rows are read once per batch instead of once per query. Each query gets
 // exactly the operations, hence the bits, of a call of its own. The value rows go in chunks of
 // 4 vectors of dimensions.
-template <class S, class E>
-void attention_queries_grouped(const AttentionQueries& a, const E* const* k_blocks, const E* const* v_blocks,
-                               int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
+template <class S, class P>
+void attention_queries_grouped(const AttentionQueries& a, const P* k_blocks, const P* v_blocks, int64_t block_rows,
+                               int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
   using grouped::kMaxQueries;
   constexpr int64_t kChunk = 4 * S::kLanes;
   const int64_t rows = attention_rows(a);
@@ -309,8 +316,8 @@ void attention_queries_grouped(const AttentionQueries& a, const E* const* k_bloc
   // The distances are in f32 rows: an f16 cache prefetches twice the rows, the same bytes ahead
   // (Zen 5 VM, AVX-512, bench_vector_kernels attention_heads_cold f16, 5 runs each, twice: 512 rows
   // 14.3-14.5 us against 15.6-15.9 us at the same rows ahead, 2048 rows 49.4 against 58.4).
-  const int64_t ahead = (a.n_kv >= grouped::kLongRows ? grouped::kLongPrefetchRows : grouped::kPrefetchRows) *
-                        static_cast<int64_t>(sizeof(float) / sizeof(E));
+  const int64_t ahead =
+      (a.n_kv >= grouped::kLongRows ? grouped::kLongPrefetchRows : grouped::kPrefetchRows) * grouped::kRowsPerF32Row<P>;
   for (int64_t first = 0; first < n_q; first += kMaxQueries) {
     const grouped::QueryBatch b(a, first, n_q - first < kMaxQueries ? n_q - first : kMaxQueries);
     float* sb = scratch + first * rows;
@@ -329,12 +336,11 @@ void attention_queries_grouped(const AttentionQueries& a, const E* const* k_bloc
 }
 
 // One query: attention_queries_grouped's bits for it.
-template <class S, class E>
-void attention_head_grouped(const float* q, const E* const* k_blocks, const E* const* v_blocks, int64_t block_rows,
-                            int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out,
-                            float* scratch) {
+template <class S, class P>
+void attention_head_grouped(const float* q, const P* k_blocks, const P* v_blocks, int64_t block_rows, int64_t kv_stride,
+                            int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
   const AttentionQueries a{.q = q, .out = out, .n_kv = n_kv};
-  attention_queries_grouped<S, E>(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
+  attention_queries_grouped<S, P>(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
 }
 
 }  // namespace

@@ -289,11 +289,11 @@ const VectorKernelTable kVectorKernelsAvx2 = {
     softmax_avx2,
     swiglu_avx2,
     add_avx2,
-    attention_head_grouped<Avx2Floats, float>,
+    attention_head_grouped<Avx2Floats, const float*>,
     exp_avx2,
-    attention_queries_grouped<Avx2Floats, float>,
-    attention_head_grouped<Avx2Floats, Half>,
-    attention_queries_grouped<Avx2Floats, Half>,
+    attention_queries_grouped<Avx2Floats, const float*>,
+    attention_head_grouped<Avx2Floats, const Half*>,
+    attention_queries_grouped<Avx2Floats, const Half*>,
     to_half_avx2,
 };
 

@@ -251,11 +251,11 @@ const VectorKernelTable kVectorKernelsAvx512 = {
     softmax_avx512,
     swiglu_avx512,
     add_avx512,
-    attention_head_grouped<Avx512Floats, float>,
+    attention_head_grouped<Avx512Floats, const float*>,
     exp_avx512,
-    attention_queries_grouped<Avx512Floats, float>,
-    attention_head_grouped<Avx512Floats, Half>,
-    attention_queries_grouped<Avx512Floats, Half>,
+    attention_queries_grouped<Avx512Floats, const float*>,
+    attention_head_grouped<Avx512Floats, const Half*>,
+    attention_queries_grouped<Avx512Floats, const Half*>,
     to_half_avx512,
 };
 
