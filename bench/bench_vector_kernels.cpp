@@ -16,7 +16,9 @@
 #include "backends/cpu/vector_kernels.h"
 #include "backends/cpu/vector_variants.h"
 #include "common/cpu_features.h"
+#include "common/dtype.h"
 #include "common/thread_pool.h"
+#include "quant/quant.h"
 
 namespace {
 
@@ -125,7 +127,7 @@ void bench_attention_head(benchmark::State& state, const VectorKernelTable* t) {
 
 // The 8 query heads of one KV head (TinyLlama, Llama 3 8B) over n_kv rows of a cache holding 4 KV
 // heads per position; range(1) = 1 computes them together (attention_queries), 0 one at a time;
-// range(2) = 1: the cache holds f16 values (the same values rounded), 0: f32.
+// range(2): the cache's elements, 0 f32, 1 f16, 2 Q8_0 (the same values rounded).
 // cold: the cache evicted before each call, as in decoding, where each layer's weight stream evicts
 // the previous layer's cache rows (64 MiB read, untimed; registered with a fixed number of
 // iterations, since Google Benchmark would otherwise run ~30,000 of them). The cold calls are timed
@@ -140,12 +142,22 @@ void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t, 
   const auto q = random_vec(kGroupHeads * kHeadDim, -1.0f, 1.0f, 9);
   const auto k = random_vec(n_kv * kStride, -1.0f, 1.0f, 10);
   const auto v = random_vec(n_kv * kStride, -1.0f, 1.0f, 11);
-  const bool f16 = state.range(2) != 0;
+  const int64_t cache = state.range(2);
+  const bool f16 = cache == 1;
   std::vector<mixserve::cpu::Half> kh(f16 ? k.size() : 0), vh(kh.size());
   t->to_half(k.data(), kh.data(), static_cast<int64_t>(kh.size()));
   t->to_half(v.data(), vh.data(), static_cast<int64_t>(vh.size()));
   const mixserve::cpu::Half* khp = kh.data();
   const mixserve::cpu::Half* vhp = vh.data();
+  const size_t q8_bytes =
+      cache == 2 ? *mixserve::dtype_row_bytes(mixserve::DType::kQ8_0, static_cast<int64_t>(k.size())) : 0;
+  std::vector<uint8_t> kq(q8_bytes), vq(q8_bytes);
+  if (cache == 2) {
+    mixserve::quant::quantize_row(mixserve::DType::kQ8_0, k.data(), kq.data(), static_cast<int64_t>(k.size()));
+    mixserve::quant::quantize_row(mixserve::DType::kQ8_0, v.data(), vq.data(), static_cast<int64_t>(v.size()));
+  }
+  const mixserve::cpu::Q8Row kqp{kq.data(), 0};
+  const mixserve::cpu::Q8Row vqp{vq.data(), 0};
   const std::vector<float> evict(cold ? size_t{16} << 20 : 0, 1.0f);
   std::vector<float> out(kGroupHeads * kHeadDim), scratch(static_cast<size_t>(kGroupHeads * n_kv));
   const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
@@ -167,7 +179,9 @@ void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t, 
       a.n_heads = kGroupHeads;
       a.head_stride = kHeadDim;
       a.n_kv = n_kv;
-      if (f16) {
+      if (cache == 2) {
+        t->attention_queries_q8_0(a, &kqp, &vqp, n_kv, kStride, kHeadDim, scale, scratch.data());
+      } else if (f16) {
         t->attention_queries_f16(a, &khp, &vhp, n_kv, kStride, kHeadDim, scale, scratch.data());
       } else {
         t->attention_queries(a, &kp, &vp, n_kv, kStride, kHeadDim, scale, scratch.data());
@@ -175,7 +189,10 @@ void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t, 
     } else {
       for (int64_t i = 0; i < kGroupHeads; ++i) {
         float* o = out.data() + i * kHeadDim;
-        if (f16) {
+        if (cache == 2) {
+          t->attention_head_q8_0(q.data() + i * kHeadDim, &kqp, &vqp, n_kv, kStride, kHeadDim, n_kv, scale, o,
+                                 scratch.data());
+        } else if (f16) {
           t->attention_head_f16(q.data() + i * kHeadDim, &khp, &vhp, n_kv, kStride, kHeadDim, n_kv, scale, o,
                                 scratch.data());
         } else {
@@ -187,7 +204,8 @@ void bench_attention_heads(benchmark::State& state, const VectorKernelTable* t, 
     benchmark::ClobberMemory();
     if (cold) state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  set_bytes(state, 2 * n_kv * kHeadDim * (f16 ? 2 : 4));  // every key and value row once
+  // every key and value row once
+  set_bytes(state, 2 * n_kv * (cache == 2 ? kHeadDim / 32 * 34 : kHeadDim * (f16 ? 2 : 4)));
 }
 
 void register_variant(const VectorKernelTable* t) {
@@ -203,11 +221,11 @@ void register_variant(const VectorKernelTable* t) {
       ->ArgNames({"n_kv", "stride"})
       ->ArgsProduct({{512, 2048}, {kHeadDim, 8 * kHeadDim}});
   benchmark::RegisterBenchmark((p + "attention_heads").c_str(), bench_attention_heads, t, false)
-      ->ArgNames({"n_kv", "grouped", "f16"})
-      ->ArgsProduct({{512, 2048}, {0, 1}, {0, 1}});
+      ->ArgNames({"n_kv", "grouped", "cache"})
+      ->ArgsProduct({{512, 2048}, {0, 1}, {0, 1, 2}});
   benchmark::RegisterBenchmark((p + "attention_heads_cold").c_str(), bench_attention_heads, t, true)
-      ->ArgNames({"n_kv", "grouped", "f16"})
-      ->ArgsProduct({{64, 512, 2048}, {1}, {0, 1}})
+      ->ArgNames({"n_kv", "grouped", "cache"})
+      ->ArgsProduct({{64, 512, 2048}, {1}, {0, 1, 2}})
       ->Iterations(300)
       ->UseManualTime();
 }

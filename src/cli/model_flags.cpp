@@ -30,9 +30,10 @@ void ModelFlags::add_to(CLI::App* cmd) {
                 "keep copied weights in the GGUF layout instead of the layout the device's kernels read "
                 "fastest (CPU with AVX2 or AVX-512 VNNI: packed Q4_0/Q8_0 rows); results are identical either way");
   cmd->add_option("--cache-type", cache_type,
-                  "KV cache elements (llama.cpp's -ctk/-ctv): f32, or f16 for half the cache memory and the "
-                  "bytes attention reads, keys and values rounded to f16")
-      ->check(CLI::IsMember({"f32", "f16"}))
+                  "KV cache elements (llama.cpp's -ctk/-ctv): f32; f16 for half the cache memory and the bytes "
+                  "attention reads, keys and values rounded to f16; q8_0 for 0.27x, rounded to 8 bits a block of "
+                  "32 (heads of a multiple of 32 dims)")
+      ->check(CLI::IsMember({"f32", "f16", "q8_0"}))
       ->capture_default_str();
 }
 

@@ -19,7 +19,7 @@ struct ModelFlags {
   int threads = 0;             ///< CPU threads; 0 = all usable cores
   bool mmap = false;           ///< read weights in place from the mapped file instead of copying them
   bool no_pack = false;        ///< keep copied weights in the GGUF layout
-  std::string cache_type = "f32";  ///< KV cache elements: f32 or f16
+  std::string cache_type = "f32";  ///< KV cache elements: f32, f16 or q8_0
 
   /// Registers the flags on `cmd`.
   void add_to(CLI::App* cmd);

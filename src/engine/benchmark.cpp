@@ -85,9 +85,9 @@ BenchResult run_benchmark(const Model& model, const BenchOptions& options) {
   Session session(model, {.n_ctx = std::max<int64_t>(need, 1), .n_batch = n_batch});
   std::mt19937_64 rng(options.seed);
   BenchResult r;
-  const double kv_row_bytes = static_cast<double>(c.n_head_kv * c.head_dim) *
-                              static_cast<double>(dtype_info(model.options().cache_type).block_bytes) * 2 *
-                              static_cast<double>(c.n_layer);
+  const double kv_row_bytes =
+      static_cast<double>(*dtype_row_bytes(model.options().cache_type, c.n_head_kv * c.head_dim)) * 2 *
+      static_cast<double>(c.n_layer);
   const auto depth = static_cast<double>(options.depth);
   r.prefill_flops_per_token = flops_per_token(c, depth + static_cast<double>(options.n_prompt) / 2.0);
   r.decode_bytes_per_token =

@@ -30,8 +30,13 @@ void place(hal::Tensor* t, DType type, std::array<int64_t, 4> ne, size_t& size) 
 }  // namespace
 
 ForwardLayout layout_forward(const ModelConfig& c, int64_t n_batch, int64_t n_ctx, DType cache_type) {
-  if (cache_type != DType::kF32 && cache_type != DType::kF16) {
-    fail(ErrorCode::kInvalidArgument, "KV cache type ", dtype_name(cache_type), " is not supported (f32 or f16)");
+  if (cache_type != DType::kF32 && cache_type != DType::kF16 && cache_type != DType::kQ8_0) {
+    fail(ErrorCode::kInvalidArgument, "KV cache type ", dtype_name(cache_type), " is not supported (f32, f16 or q8_0)");
+  }
+  if (c.head_dim % dtype_info(cache_type).block_elems != 0) {
+    fail(ErrorCode::kInvalidArgument, "a ", dtype_name(cache_type),
+         " KV cache needs a head dimension that is a multiple of ", dtype_info(cache_type).block_elems,
+         "; this model's is ", c.head_dim);
   }
   ForwardLayout layout;
   ForwardBuffers& b = layout.buffers;

@@ -44,7 +44,8 @@ struct ForwardLayout {
 };
 
 /// Lays out the tensors of a forward step for up to `n_batch` tokens and a context of `n_ctx`, the
-/// KV cache's elements of `cache_type` (F32 or F16; anything else is kInvalidArgument).
+/// KV cache's elements of `cache_type` (F32, F16, or Q8_0 when head_dim is a multiple of 32; anything
+/// else is kInvalidArgument).
 ForwardLayout layout_forward(const ModelConfig& config, int64_t n_batch, int64_t n_ctx, DType cache_type = DType::kF32);
 
 /// Which tokens of a step need logits (the output projection is the largest single matrix).

@@ -274,9 +274,12 @@ std::vector<double> ReferenceModel::step(int32_t token) {
     }
     rope(q.data(), cfg_.n_head, pos);
     rope(k.data(), cfg_.n_head_kv, pos);
-    if (f16_cache_) {
+    if (cache_type_ == DType::kF16) {
       for (double& e : k) e = reference_round_fp16(e);
       for (double& e : v) e = reference_round_fp16(e);
+    } else if (cache_type_ == DType::kQ8_0) {
+      reference_q8_round(k);
+      reference_q8_round(v);
     }
     std::copy(k.begin(), k.end(), layer.k_cache.begin() + pos * kv_dim);
     std::copy(v.begin(), v.end(), layer.v_cache.begin() + pos * kv_dim);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/dtype.h"
 #include "model/gguf.h"
 
 namespace mixserve::testing {
@@ -58,8 +59,9 @@ class ReferenceModel {
   int64_t n_past() const { return n_past_; }
   /// Forgets the cached keys and values.
   void reset();
-  /// Rounds keys and values with reference_round_fp16 as they enter the cache (an f16 KV cache).
-  void set_f16_cache(bool on) { f16_cache_ = on; }
+  /// Rounds keys and values as they enter the cache as a KV cache of `type` holds them: F32 keeps
+  /// them, F16 rounds each with reference_round_fp16, Q8_0 each block of 32 with reference_q8_round.
+  void set_cache_type(DType type) { cache_type_ = type; }
 
  private:
   struct Matrix {
@@ -80,7 +82,7 @@ class ReferenceModel {
 
   ReferenceConfig cfg_;
   bool quantize_activations_ = false;
-  bool f16_cache_ = false;
+  DType cache_type_ = DType::kF32;
   Matrix token_embd_, output_;
   std::vector<double> output_norm_;
   std::vector<Layer> layers_;

@@ -50,11 +50,10 @@ class BatchRunnerTest : public ::testing::Test {
     write_synth_model(options, path_);
     model_ = load("cpu");
   }
-  std::unique_ptr<Model> load(const std::string& devices, DType cache_type = DType::kF32) const {
+  std::unique_ptr<Model> load(const std::string& devices) const {
     LoadOptions o;
     o.device = devices;
     o.n_threads = 2;
-    o.cache_type = cache_type;
     return Model::load(path_, o);
   }
 
@@ -120,25 +119,42 @@ TEST_F(BatchRunnerTest, ManySequencesTogetherEqualEachAlone) {
   }
 }
 
-// The same with f16 caches: blocks of 4 rows, read in place, and of 6, which attention gathers
-// into consecutive rows first.
-TEST_F(BatchRunnerTest, ManySequencesTogetherEqualEachAloneWithF16Caches) {
-  const auto model = load("cpu", DType::kF16);
+// The same with f16 and Q8_0 caches (a model whose heads are whole Q8_0 blocks of 32 dims): blocks
+// of 4 rows, read in place, and of 6, which attention gathers into consecutive rows first.
+TEST_F(BatchRunnerTest, ManySequencesTogetherEqualEachAloneWithF16AndQ8Caches) {
+  SynthOptions options;
+  options.shape = parse_synth_shape("embd=128,layers=2,heads=4,kv_heads=2,ff=320,ctx=128");
+  options.type = DType::kQ8_0;
+  options.vocab = builtin_vocab();
+  const std::string path = dir_.file("heads32.gguf");
+  write_synth_model(options, path);
+  const auto load_with = [&](DType cache_type) {
+    LoadOptions o;
+    o.n_threads = 2;
+    o.cache_type = cache_type;
+    return Model::load(path, o);
+  };
+  const auto exact = load_with(DType::kF32);
   std::mt19937 rng(4);
   std::vector<std::vector<int32_t>> prompts;
-  for (size_t n : {1, 7, 13, 3}) prompts.push_back(random_prompt(rng, n, model->config().n_vocab));
-  for (int32_t block : {4, 6}) {
-    const auto got = together(*model, prompts, 8, 4, {.max_batch_tokens = 64, .max_seq_len = 64, .block_size = block});
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      const auto want = alone(*model, prompts[i], 8);
-      ASSERT_EQ(got[i].size(), want.size());
-      for (size_t s = 0; s < want.size(); ++s) {
-        ASSERT_EQ(got[i][s], want[s]) << "block " << block << " prompt " << i << " step " << s;
+  for (size_t n : {1, 7, 13, 3}) prompts.push_back(random_prompt(rng, n, exact->config().n_vocab));
+  for (DType cache_type : {DType::kF16, DType::kQ8_0}) {
+    const auto model = load_with(cache_type);
+    for (int32_t block : {4, 6}) {
+      const auto got =
+          together(*model, prompts, 8, 4, {.max_batch_tokens = 64, .max_seq_len = 64, .block_size = block});
+      for (size_t i = 0; i < prompts.size(); ++i) {
+        const auto want = alone(*model, prompts[i], 8);
+        ASSERT_EQ(got[i].size(), want.size());
+        for (size_t s = 0; s < want.size(); ++s) {
+          ASSERT_EQ(got[i][s], want[s]) << dtype_name(cache_type) << " block " << block << " prompt " << i << " step "
+                                        << s;
+        }
       }
     }
+    // And the rounding shows: the f32 cache's logits differ.
+    EXPECT_NE(alone(*exact, prompts[1], 0), alone(*model, prompts[1], 0)) << dtype_name(cache_type);
   }
-  // And the rounding shows: the f32 model's logits differ.
-  EXPECT_NE(alone(*model_, prompts[1], 0), alone(*model, prompts[1], 0));
 }
 
 TEST_F(BatchRunnerTest, SplitAcrossDevicesEqualsCpu) {

@@ -66,10 +66,10 @@ double tolerance(DType type) { return type == DType::kQ8_0 || type == DType::kQ4
 
 uint64_t seed_of(const Case& c) { return 1000 + static_cast<uint64_t>(c.type) * 4 + (c.arch == "qwen2") * 2 + c.tied; }
 
-std::string write_model(const TempDir& dir, const Case& c) {
+std::string write_model(const TempDir& dir, const Case& c, const std::string& shape = "tiny") {
   SynthOptions o;
   o.arch = c.arch;
-  o.shape = synth_preset("tiny");
+  o.shape = parse_synth_shape(shape);
   o.type = c.type;
   o.tied_output = c.tied;
   o.seed = seed_of(c);
@@ -270,45 +270,65 @@ INSTANTIATE_TEST_SUITE_P(Tiny, GreedyF32,
                                            Case{"qwen2", DType::kF32, false}, Case{"qwen2", DType::kF32, true}),
                          case_name);
 
-// ---- f16 KV cache ------------------------------------------------------------------------------
+// ---- f16 and Q8_0 KV caches ---------------------------------------------------------------------
 
-// An f16 cache rounds every key and value to f16 (11 significant bits) as it is stored. The engine
-// against the reference that rounds the same way then differs only by float vs double arithmetic
-// plus the rare value within float error of an f16 rounding boundary that rounds the other way
-// (one f16 ulp, 2^-11 relative, in one element): bound kF16CacheTolerance. The same engine against
-// the reference without that rounding shows what the rounding itself costs (printed), so the check
-// is tight enough to tell a cache that rounds from one that does not, or rounds wrongly.
-constexpr double kF16CacheTolerance = 2e-4;
+// A cache of another type rounds every key and value as it is stored: f16 to 11 significant bits,
+// Q8_0 each block of 32 to multiples of its scale (amax / 127). The engine against the reference
+// that rounds the same way then differs only by float vs double arithmetic plus the rare value
+// within float error of a rounding boundary that rounds the other way: one f16 ulp (2^-11
+// relative) or one Q8_0 step (amax/127) in one element. Bounds: 2e-4 (f16), 2e-3 (Q8_0, whose steps
+// are 16x coarser). The same engine against the reference that does not round shows what the
+// rounding itself costs (printed, and required to be 3x the difference), so the check tells a
+// cache that rounds as specified from one that does not, or rounds differently.
+struct CacheCase {
+  Case model;
+  DType cache_type;
+};
 
-class F16Cache : public ::testing::TestWithParam<Case> {};
+void PrintTo(const CacheCase& c, std::ostream* os) {
+  PrintTo(c.model, os);
+  *os << " " << dtype_name(c.cache_type) << " cache";
+}
 
-TEST_P(F16Cache, LogitsMatchTheReferenceThatRoundsItsCache) {
-  const Case c = GetParam();
+double cache_tolerance(DType cache_type) {
+  return cache_type == DType::kQ8_0 ? 2e-3 : 2e-4;
+}
+
+class CacheTypes : public ::testing::TestWithParam<CacheCase> {};
+
+TEST_P(CacheTypes, LogitsMatchTheReferenceThatRoundsItsCache) {
+  const Case c = GetParam().model;
+  const DType cache_type = GetParam().cache_type;
   TempDir dir;
-  const std::string path = write_model(dir, c);
+  // Q8_0 caches need heads of whole blocks: 32 dims (4 heads of 32, 2 KV heads). The weights are
+  // F32 or F16, whose products keep F32 activations, so that the cache is the only rounding.
+  const std::string path =
+      write_model(dir, c, cache_type == DType::kQ8_0 ? "embd=128,layers=2,heads=4,kv_heads=2,ff=320,ctx=128" : "tiny");
   const gguf::File file = gguf::File::open(path);
   ReferenceModel exact(file);
   ReferenceModel rounded(file);
-  rounded.set_f16_cache(true);
+  rounded.set_cache_type(cache_type);
   const int32_t n_vocab = static_cast<int32_t>(exact.config().n_vocab);
   const std::vector<int32_t> tokens = prompt(60, n_vocab, seed_of(c) + 7);
   const auto ref = reference_logits(exact, tokens);
-  const auto ref_f16 = reference_logits(rounded, tokens);
+  const auto ref_rounded = reference_logits(rounded, tokens);
   LoadOptions load;
   load.n_threads = 2;
-  load.cache_type = DType::kF16;
+  load.cache_type = cache_type;
   const auto model = Model::load(path, load);
   Session session(*model);
   const std::vector<float> logits = session.eval(tokens, /*all_logits=*/true);
-  const Deviation d = compare(logits, ref_f16);
-  EXPECT_LE(d.rel, kF16CacheTolerance) << describe(d);
-  const Deviation rounding = compare(flatten(ref_f16), ref);
+  const double bound = cache_tolerance(cache_type);
+  const Deviation d = compare(logits, ref_rounded);
+  EXPECT_LE(d.rel, bound) << describe(d);
+  const Deviation rounding = compare(flatten(ref_rounded), ref);
   const Deviation unrounded = compare(logits, ref);
   EXPECT_GT(unrounded.rel, 3 * d.rel) << "the rounding must show against the reference that does not round";
   std::printf(
-      "[ reference ] %s, f16 cache: relative error %.3g against the rounding reference (bound %.0e); "
+      "[ reference ] %s, %s cache: relative error %.3g against the rounding reference (bound %.0e); "
       "%.3g against the f32-cache reference (the rounding alone: %.3g)\n",
-      case_name({c, 0}).c_str(), d.rel, kF16CacheTolerance, unrounded.rel, rounding.rel);
+      case_name({c, 0}).c_str(), std::string(dtype_name(cache_type)).c_str(), d.rel, bound, unrounded.rel,
+      rounding.rel);
 
   // One token at a time (the decode kernels) gives the same logits as the prompt at once.
   Session stepwise(*model);
@@ -317,14 +337,22 @@ TEST_P(F16Cache, LogitsMatchTheReferenceThatRoundsItsCache) {
     const auto part = stepwise.eval(std::span(&t, 1), true);
     joined.insert(joined.end(), part.begin(), part.end());
   }
-  const Deviation ds = compare(joined, ref_f16);
-  EXPECT_LE(ds.rel, kF16CacheTolerance) << "one token at a time: " << describe(ds);
+  const Deviation ds = compare(joined, ref_rounded);
+  EXPECT_LE(ds.rel, bound) << "one token at a time: " << describe(ds);
 }
 
-INSTANTIATE_TEST_SUITE_P(Tiny, F16Cache,
-                         ::testing::Values(Case{"llama", DType::kF32, false}, Case{"qwen2", DType::kF32, true},
-                                           Case{"llama", DType::kF16, false}),
-                         case_name);
+std::string cache_case_name(const ::testing::TestParamInfo<CacheCase>& info) {
+  return case_name({info.param.model, 0}) + "_" + std::string(dtype_name(info.param.cache_type));
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, CacheTypes,
+                         ::testing::Values(CacheCase{{"llama", DType::kF32, false}, DType::kF16},
+                                           CacheCase{{"qwen2", DType::kF32, true}, DType::kF16},
+                                           CacheCase{{"llama", DType::kF16, false}, DType::kF16},
+                                           CacheCase{{"llama", DType::kF32, false}, DType::kQ8_0},
+                                           CacheCase{{"qwen2", DType::kF32, true}, DType::kQ8_0},
+                                           CacheCase{{"llama", DType::kF16, false}, DType::kQ8_0}),
+                         cache_case_name);
 
 // ---- errors -------------------------------------------------------------------------------------
 template <typename Fn>
@@ -340,11 +368,14 @@ void expect_code(Fn fn, ErrorCode code) {
 TEST(EngineSession, KvCacheOfAnotherTypeIsRejectedAtLoad) {
   TempDir dir;
   const std::string path = write_model(dir, {"llama", DType::kQ8_0, false});
-  for (const DType type : {DType::kBF16, DType::kQ8_0, DType::kI32}) {
+  for (const DType type : {DType::kBF16, DType::kQ4_0, DType::kI32}) {
     LoadOptions o;
     o.cache_type = type;
     expect_code([&] { Model::load(path, o); }, ErrorCode::kInvalidArgument);
   }
+  LoadOptions q8;  // the tiny model's heads of 16 dims are not whole Q8_0 blocks
+  q8.cache_type = DType::kQ8_0;
+  expect_code([&] { Model::load(path, q8); }, ErrorCode::kInvalidArgument);
 }
 
 TEST(EngineSession, ContextOverflowAndBadTokens) {

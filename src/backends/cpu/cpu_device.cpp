@@ -56,7 +56,7 @@ bool is_f32(const hal::Tensor* t) { return t != nullptr && t->dtype == DType::kF
 
 // The element types of the KV caches the attention kernels read.
 bool is_kv_cache_type(DType t) {
-  return t == DType::kF32 || t == DType::kF16;
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kQ8_0;
 }
 
 class CpuBackend : public hal::Backend {
@@ -93,8 +93,9 @@ hal::DeviceInfo CpuDevice::info() const {
 }
 
 bool CpuDevice::supports_op(const hal::Op& op) const {
-  if (op.kind == hal::OpKind::kStoreKV) {  // into an f32 or f16 cache
+  if (op.kind == hal::OpKind::kStoreKV) {  // into an f32, f16 or Q8_0 cache (rows of whole blocks)
     return op.dst != nullptr && is_kv_cache_type(op.dst->dtype) && is_f32(op.src[0]) &&
+           op.dst->ne[0] % dtype_info(op.dst->dtype).block_elems == 0 &&
            (op.src[1] == nullptr || op.src[1]->dtype == DType::kI32);
   }
   if (op.dst == nullptr || op.dst->dtype != DType::kF32) return false;
@@ -114,7 +115,9 @@ bool CpuDevice::supports_op(const hal::Op& op) const {
     case hal::OpKind::kStoreKV: return false;  // handled above
     case hal::OpKind::kAttention:
       return is_f32(op.src[0]) && op.src[1] != nullptr && op.src[2] != nullptr && is_kv_cache_type(op.src[1]->dtype) &&
-             op.src[2]->dtype == op.src[1]->dtype && (op.src[3] == nullptr || op.src[3]->dtype == DType::kI32);
+             op.src[2]->dtype == op.src[1]->dtype &&
+             op.src[0]->ne[0] % dtype_info(op.src[1]->dtype).block_elems == 0 &&  // heads of whole blocks
+             (op.src[3] == nullptr || op.src[3]->dtype == DType::kI32);
   }
   return false;
 }

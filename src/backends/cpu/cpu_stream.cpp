@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "backends/cpu/matmul_kernels.h"
 #include "backends/cpu/vector_kernels.h"
@@ -356,15 +357,29 @@ const int32_t* block_table(const hal::Tensor* table, int64_t block, int64_t rows
 
 }  // namespace
 
-void CpuStream::attention(const hal::Op& op) {
-  if (op.src[1]->dtype == DType::kF16) {
-    attention_over<Half>(op);
+namespace {
+
+// The first row of a cache's bytes, as the attention kernels' row pointer type.
+template <class P>
+P rows_at(const uint8_t* bytes) {
+  if constexpr (std::is_same_v<P, Q8Row>) {
+    return Q8Row{bytes, 0};
   } else {
-    attention_over<float>(op);
+    return reinterpret_cast<P>(bytes);
   }
 }
 
-template <class E>
+}  // namespace
+
+void CpuStream::attention(const hal::Op& op) {
+  switch (op.src[1]->dtype) {
+    case DType::kF16: return attention_over<const Half*>(op);
+    case DType::kQ8_0: return attention_over<Q8Row>(op);
+    default: return attention_over<const float*>(op);
+  }
+}
+
+template <class P>
 void CpuStream::attention_over(const hal::Op& op) {
   const hal::Tensor& q = *op.src[0];
   const int64_t head_dim = q.ne[0];
@@ -399,27 +414,29 @@ void CpuStream::attention_over(const hal::Op& op) {
   // Scratch: the work floats, the gathered rows, the block pointers, each from a 64-byte boundary.
   const auto aligned = [](size_t bytes) { return (bytes + 63) / 64 * 64; };
   const size_t gather_at = aligned(sizeof(float) * work_floats);
-  const size_t pointers_at = gather_at + aligned(gather ? static_cast<size_t>(2 * n_ctx * kv_stride) * sizeof(E) : 0);
-  uint8_t* base = scratch(pointers_at + sizeof(const E*) * pointers);
+  const size_t row_bytes = op.src[1]->row_bytes();
+  const size_t pointers_at = gather_at + aligned(gather ? static_cast<size_t>(2 * n_ctx) * row_bytes : 0);
+  uint8_t* base = scratch(pointers_at + sizeof(P) * pointers);
   auto* work = reinterpret_cast<float*>(base);
-  auto* k_blocks = reinterpret_cast<const E**>(base + pointers_at);
-  const E** v_blocks = k_blocks + n_head_kv * n_blocks;
-  const auto* kc = static_cast<const E*>(op.src[1]->host_data());
-  const auto* vc = static_cast<const E*>(op.src[2]->host_data());
+  auto* k_blocks = reinterpret_cast<P*>(base + pointers_at);
+  P* v_blocks = k_blocks + n_head_kv * n_blocks;
+  const auto* k_bytes = static_cast<const uint8_t*>(op.src[1]->host_data());
+  const auto* v_bytes = static_cast<const uint8_t*>(op.src[2]->host_data());
   if (gather) {  // blocks of other sizes, scattered: copied once per op into consecutive rows
-    E* kg = reinterpret_cast<E*>(base + gather_at);
-    E* vg = kg + n_ctx * kv_stride;
-    const auto row_bytes = static_cast<size_t>(kv_stride) * sizeof(E);
+    uint8_t* kg = base + gather_at;
+    uint8_t* vg = kg + static_cast<size_t>(n_ctx) * row_bytes;
     for (int64_t j = 0; j < n_ctx; j += block) {
-      const int64_t rows = std::min(block, n_ctx - j);
-      const int64_t phys = physical_row(table, block, j);
-      std::memcpy(kg + j * kv_stride, kc + phys * kv_stride, static_cast<size_t>(rows) * row_bytes);
-      std::memcpy(vg + j * kv_stride, vc + phys * kv_stride, static_cast<size_t>(rows) * row_bytes);
+      const auto rows = static_cast<size_t>(std::min(block, n_ctx - j));
+      const auto phys = static_cast<size_t>(physical_row(table, block, j));
+      std::memcpy(kg + static_cast<size_t>(j) * row_bytes, k_bytes + phys * row_bytes, rows * row_bytes);
+      std::memcpy(vg + static_cast<size_t>(j) * row_bytes, v_bytes + phys * row_bytes, rows * row_bytes);
     }
-    kc = kg;
-    vc = vg;
+    k_bytes = kg;
+    v_bytes = vg;
     table = nullptr;
   }
+  const P kc = rows_at<P>(k_bytes);
+  const P vc = rows_at<P>(v_bytes);
   for (int64_t h = 0; h < n_head_kv; ++h) {
     for (int64_t b = 0; b < n_blocks; ++b) {
       const int64_t row = physical_row(table, block, b * rows_per_block);
@@ -461,6 +478,9 @@ void CpuStream::store_kv(const hal::Op& op) {
   const auto put = [&](int64_t r, int64_t n, int64_t at) {
     if (dst.dtype == DType::kF16) {
       to_half(f32(&src) + r * width, static_cast<Half*>(dst.host_data()) + at * width, n * width);
+    } else if (dst.dtype == DType::kQ8_0) {  // the matmul activations' rounding: quant::quantize_row's bits
+      convert_activation(DType::kQ8_0, f32(&src) + r * width,
+                         static_cast<uint8_t*>(dst.host_data()) + static_cast<size_t>(at) * dst.row_bytes(), n * width);
     } else {
       std::memcpy(f32(&dst) + at * width, f32(&src) + r * width, static_cast<size_t>(n * width) * sizeof(float));
     }

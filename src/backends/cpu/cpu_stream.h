@@ -51,8 +51,8 @@ class CpuStream : public hal::Stream {
   void rope(const hal::Op& op);
   void swiglu(const hal::Op& op);
   void attention(const hal::Op& op);
-  /// attention over caches of elements E (float, or Half for f16).
-  template <class E>
+  /// attention over caches whose rows the kernels read through P (const float*, const Half*, Q8Row).
+  template <class P>
   void attention_over(const hal::Op& op);
   void store_kv(const hal::Op& op);
   /// Scratch of at least `bytes`, 64-byte aligned, reused across ops.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -80,23 +81,28 @@ void add_scalar(const float* a, const float* b, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
-inline float element(float x) {
-  return x;
+// Element d of a cache row, as a float (Q8_0: d * q, as quant::dequantize_row computes it).
+inline float element(const float* row, int64_t d) {
+  return row[d];
 }
-inline float element(Half h) {
-  return quant::fp16_to_f32(h.bits);
+inline float element(const Half* row, int64_t d) {
+  return quant::fp16_to_f32(row[d].bits);
+}
+inline float element(Q8Row row, int64_t d) {
+  const Q8Row e = row + d;
+  uint16_t h;
+  std::memcpy(&h, e.block, sizeof(h));
+  return quant::fp16_to_f32(h) * static_cast<float>(static_cast<int8_t>(e.block[2 + e.at]));
 }
 
-template <class E>
-void attention_head_scalar(const float* q, const E* const* k_blocks, const E* const* v_blocks, int64_t block_rows,
-                           int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
-  const auto row = [&](const E* const* blocks, int64_t j) {
-    return blocks[j / block_rows] + j % block_rows * kv_stride;
-  };
+template <class P>
+void attention_head_scalar(const float* q, const P* k_blocks, const P* v_blocks, int64_t block_rows, int64_t kv_stride,
+                           int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
+  const auto row = [&](const P* blocks, int64_t j) { return blocks[j / block_rows] + j % block_rows * kv_stride; };
   for (int64_t j = 0; j < n_kv; ++j) {
-    const E* kj = row(k_blocks, j);
+    const P kj = row(k_blocks, j);
     double dot = 0.0;
-    for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(q[d]) * element(kj[d]);
+    for (int64_t d = 0; d < head_dim; ++d) dot += static_cast<double>(q[d]) * element(kj, d);
     scratch[j] = static_cast<float>(dot * scale);
   }
   softmax_scalar(scratch, n_kv);
@@ -105,9 +111,9 @@ void attention_head_scalar(const float* q, const E* const* k_blocks, const E* co
     const int64_t len = std::min(kScalarAttentionChunk, head_dim - d0);
     std::fill(acc, acc + len, 0.0);
     for (int64_t j = 0; j < n_kv; ++j) {
-      const E* vj = row(v_blocks, j) + d0;
+      const P vj = row(v_blocks, j) + d0;
       const double p = scratch[j];
-      for (int64_t d = 0; d < len; ++d) acc[d] += p * element(vj[d]);
+      for (int64_t d = 0; d < len; ++d) acc[d] += p * element(vj, d);
     }
     for (int64_t d = 0; d < len; ++d) out[d0 + d] = static_cast<float>(acc[d]);
   }
@@ -149,11 +155,13 @@ const VectorKernelTable kVectorKernelsScalar = {
     softmax_scalar,
     swiglu_scalar,
     add_scalar,
-    attention_head_scalar<float>,
+    attention_head_scalar<const float*>,
     exp_scalar,
-    attention_queries_one_by_one<attention_head_scalar<float>, float>,
-    attention_head_scalar<Half>,
-    attention_queries_one_by_one<attention_head_scalar<Half>, Half>,
+    attention_queries_one_by_one<attention_head_scalar<const float*>, const float*>,
+    attention_head_scalar<const Half*>,
+    attention_queries_one_by_one<attention_head_scalar<const Half*>, const Half*>,
+    attention_head_scalar<Q8Row>,
+    attention_queries_one_by_one<attention_head_scalar<Q8Row>, Q8Row>,
     to_half_scalar,
 };
 
@@ -283,8 +291,18 @@ namespace {
 
 // The checks both attention entry points make (see attention_queries_paged). Returns false when
 // there is nothing to attend to (every output zeroed).
-template <class E>
-bool check_attention(const AttentionQueries& a, const E* const* k_blocks, const E* const* v_blocks, int64_t block_rows,
+bool is_null(const float* p) {
+  return p == nullptr;
+}
+bool is_null(const Half* p) {
+  return p == nullptr;
+}
+bool is_null(Q8Row p) {
+  return p.block == nullptr || p.at != 0;  // a row starts at a block
+}
+
+template <class P>
+bool check_attention(const AttentionQueries& a, const P* k_blocks, const P* v_blocks, int64_t block_rows,
                      int64_t kv_stride, int64_t head_dim, float scale, const float* scratch) {
   if (head_dim <= 0) fail(ErrorCode::kInvalidArgument, "attention_head: head_dim ", head_dim, " <= 0");
   if (a.n_kv < 0) fail(ErrorCode::kInvalidArgument, "attention_head: n_kv ", a.n_kv, " is negative");
@@ -312,7 +330,7 @@ bool check_attention(const AttentionQueries& a, const E* const* k_blocks, const 
   check_span("attention_head", "k blocks", k_blocks, n_blocks);
   check_span("attention_head", "v blocks", v_blocks, n_blocks);
   for (int64_t b = 0; b < n_blocks; ++b) {
-    if (k_blocks[b] == nullptr || v_blocks[b] == nullptr) {
+    if (is_null(k_blocks[b]) || is_null(v_blocks[b])) {
       fail(ErrorCode::kInvalidArgument, "attention_head: block ", b, " is null");
     }
   }
@@ -322,7 +340,15 @@ bool check_attention(const AttentionQueries& a, const E* const* k_blocks, const 
   return false;
 }
 
-// The variant's kernels for caches of f32 or f16 elements (chosen by the pointer type).
+// A Q8_0 cache's heads and rows must start at blocks.
+void check_q8_0_rows(int64_t head_dim, int64_t kv_stride) {
+  if (head_dim % 32 != 0 || kv_stride % 32 != 0) {
+    fail(ErrorCode::kInvalidArgument, "attention_head: a Q8_0 cache needs head_dim (", head_dim, ") and kv_stride (",
+         kv_stride, ") that are multiples of 32");
+  }
+}
+
+// The variant's kernels for caches of f32, f16 or Q8_0 elements (chosen by the row pointer type).
 auto head_kernel(const float* const*) {
   return active_vector_kernels().attention_head;
 }
@@ -335,17 +361,23 @@ auto queries_kernel(const float* const*) {
 auto queries_kernel(const Half* const*) {
   return active_vector_kernels().attention_queries_f16;
 }
+auto head_kernel(const Q8Row*) {
+  return active_vector_kernels().attention_head_q8_0;
+}
+auto queries_kernel(const Q8Row*) {
+  return active_vector_kernels().attention_queries_q8_0;
+}
 
-template <class E>
-void head_paged(const float* q, const E* const* k_blocks, const E* const* v_blocks, int64_t block_rows,
-                int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
+template <class P>
+void head_paged(const float* q, const P* k_blocks, const P* v_blocks, int64_t block_rows, int64_t kv_stride,
+                int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
   const AttentionQueries a{.q = q, .out = out, .n_kv = n_kv};
   if (!check_attention(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch)) return;
   head_kernel(k_blocks)(q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out, scratch);
 }
 
-template <class E>
-void queries_paged(const AttentionQueries& a, const E* const* k_blocks, const E* const* v_blocks, int64_t block_rows,
+template <class P>
+void queries_paged(const AttentionQueries& a, const P* k_blocks, const P* v_blocks, int64_t block_rows,
                    int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
   const auto queries = queries_kernel(k_blocks);
   if (check_attention(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch)) {
@@ -381,6 +413,18 @@ void attention_queries_paged(const AttentionQueries& a, const float* const* k_bl
 
 void attention_queries_paged(const AttentionQueries& a, const Half* const* k_blocks, const Half* const* v_blocks,
                              int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
+  queries_paged(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
+}
+
+void attention_head_paged(const float* q, const Q8Row* k_blocks, const Q8Row* v_blocks, int64_t block_rows,
+                          int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch) {
+  check_q8_0_rows(head_dim, kv_stride);
+  head_paged(q, k_blocks, v_blocks, block_rows, kv_stride, head_dim, n_kv, scale, out, scratch);
+}
+
+void attention_queries_paged(const AttentionQueries& a, const Q8Row* k_blocks, const Q8Row* v_blocks,
+                             int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
+  check_q8_0_rows(head_dim, kv_stride);
   queries_paged(a, k_blocks, v_blocks, block_rows, kv_stride, head_dim, scale, scratch);
 }
 

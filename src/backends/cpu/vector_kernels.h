@@ -32,6 +32,19 @@ struct Half {
 };
 static_assert(sizeof(Half) == 2, "a Half is two bytes");
 
+/// A position in a row of Q8_0 blocks (the GGUF layout: an fp16 scale d, then 32 int8 values q;
+/// element value q * d): the block's address and the element within it. It moves by elements, as a
+/// pointer does (+ n, n >= 0); a row of a Q8_0 KV cache starts at a block (at = 0).
+struct Q8Row {
+  const uint8_t* block = nullptr;
+  int64_t at = 0;  ///< element within the block, 0..31
+
+  Q8Row operator+(int64_t n) const {
+    const int64_t e = at + n;
+    return {block + e / 32 * 34, e % 32};
+  }
+};
+
 /// y[i] = x[i] rounded to the nearest f16 (ties to even; beyond the f16 range: inf; NaN stays NaN;
 /// results below the normal range are subnormal, exactly as quant::f32_to_fp16). y must not
 /// overlap x.
@@ -82,6 +95,14 @@ void attention_queries_paged(const AttentionQueries& a, const float* const* k_bl
 void attention_head_paged(const float* q, const Half* const* k_blocks, const Half* const* v_blocks, int64_t block_rows,
                           int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch);
 void attention_queries_paged(const AttentionQueries& a, const Half* const* k_blocks, const Half* const* v_blocks,
+                             int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch);
+
+/// The same two over a Q8_0 cache (head_dim and kv_stride multiples of 32, else kInvalidArgument):
+/// each result is bit-identical to the f32 call over the cache's values as quant::dequantize_row
+/// gives them.
+void attention_head_paged(const float* q, const Q8Row* k_blocks, const Q8Row* v_blocks, int64_t block_rows,
+                          int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out, float* scratch);
+void attention_queries_paged(const AttentionQueries& a, const Q8Row* k_blocks, const Q8Row* v_blocks,
                              int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch);
 
 /// Name of the SIMD variant these kernels use on this CPU ("avx512", "avx2", "scalar").

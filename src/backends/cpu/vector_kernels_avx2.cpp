@@ -267,6 +267,23 @@ struct Avx2Floats {
     }
     return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(part)));
   }
+  // 8 elements of a Q8_0 block (at 0, 8, 16 or 24): float(q) * d, as quant::dequantize_row.
+  static V load(Q8Row r) {
+    return q8_values(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r.block + 2 + r.at)), r.block);
+  }
+  static V load_masked(Q8Row r, M m) {
+    alignas(16) int8_t part[16] = {};
+    const int n = _mm256_movemask_ps(_mm256_castsi256_ps(m));
+    for (int i = 0; i < 8; ++i) {
+      if ((n >> i) & 1) part[i] = static_cast<int8_t>(r.block[2 + r.at + i]);
+    }
+    return q8_values(_mm_load_si128(reinterpret_cast<const __m128i*>(part)), r.block);
+  }
+  static V q8_values(__m128i q, const uint8_t* block) {
+    uint16_t d;
+    __builtin_memcpy(&d, block, sizeof(d));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_set1_ps(_cvtsh_ss(d)));
+  }
   static V load_aligned(const float* p) { return _mm256_load_ps(p); }
   static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
@@ -294,6 +311,8 @@ const VectorKernelTable kVectorKernelsAvx2 = {
     attention_queries_grouped<Avx2Floats, const float*>,
     attention_head_grouped<Avx2Floats, const Half*>,
     attention_queries_grouped<Avx2Floats, const Half*>,
+    attention_head_grouped<Avx2Floats, Q8Row>,
+    attention_queries_grouped<Avx2Floats, Q8Row>,
     to_half_avx2,
 };
 

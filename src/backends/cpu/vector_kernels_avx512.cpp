@@ -229,6 +229,16 @@ struct Avx512Floats {
   static V load_masked(const float* p, M m) { return _mm512_maskz_loadu_ps(m, p); }
   static V load(const Half* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
   static V load_masked(const Half* p, M m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+  // 16 elements of a Q8_0 block (at 0 or 16): float(q) * d, as quant::dequantize_row.
+  static V load(Q8Row r) {
+    return q8_values(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r.block + 2 + r.at)), r.block);
+  }
+  static V load_masked(Q8Row r, M m) { return q8_values(_mm_maskz_loadu_epi8(m, r.block + 2 + r.at), r.block); }
+  static V q8_values(__m128i q, const uint8_t* block) {
+    uint16_t d;
+    __builtin_memcpy(&d, block, sizeof(d));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(_cvtsh_ss(d)));
+  }
   static V load_aligned(const float* p) { return _mm512_load_ps(p); }
   static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
@@ -256,6 +266,8 @@ const VectorKernelTable kVectorKernelsAvx512 = {
     attention_queries_grouped<Avx512Floats, const float*>,
     attention_head_grouped<Avx512Floats, const Half*>,
     attention_queries_grouped<Avx512Floats, const Half*>,
+    attention_head_grouped<Avx512Floats, Q8Row>,
+    attention_queries_grouped<Avx512Floats, Q8Row>,
     to_half_avx512,
 };
 

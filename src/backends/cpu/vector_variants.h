@@ -36,15 +36,20 @@ struct VectorKernelTable {
                              float* out, float* scratch);
   void (*attention_queries_f16)(const AttentionQueries& a, const Half* const* k_blocks, const Half* const* v_blocks,
                                 int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch);
+  /// attention_head and attention_queries over a Q8_0 cache.
+  void (*attention_head_q8_0)(const float* q, const Q8Row* k_blocks, const Q8Row* v_blocks, int64_t block_rows,
+                              int64_t kv_stride, int64_t head_dim, int64_t n_kv, float scale, float* out,
+                              float* scratch);
+  void (*attention_queries_q8_0)(const AttentionQueries& a, const Q8Row* k_blocks, const Q8Row* v_blocks,
+                                 int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale, float* scratch);
   /// See mixserve::cpu::to_half.
   void (*to_half)(const float* x, Half* y, int64_t n);
 };
 
 /// attention_queries as one attention_head call per query (for variants without a grouped kernel).
-template <auto kAttentionHead, class E>
-void attention_queries_one_by_one(const AttentionQueries& a, const E* const* k_blocks, const E* const* v_blocks,
-                                  int64_t block_rows, int64_t kv_stride, int64_t head_dim, float scale,
-                                  float* scratch) {
+template <auto kAttentionHead, class P>
+void attention_queries_one_by_one(const AttentionQueries& a, const P* k_blocks, const P* v_blocks, int64_t block_rows,
+                                  int64_t kv_stride, int64_t head_dim, float scale, float* scratch) {
   for (int64_t t = 0; t < a.n_tokens; ++t) {
     for (int64_t h = 0; h < a.n_heads; ++h) {
       const int64_t at = t * a.token_stride + h * a.head_stride;

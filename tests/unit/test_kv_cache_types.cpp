@@ -1,7 +1,7 @@
-// The f16 KV cache's kernels, in every variant usable on this CPU: to_half rounds exactly as the
-// reference conversion (quant::f32_to_fp16); attention over f16 rows gives the bits of the f32
-// kernel over the same values converted to float (the conversion is exact, and the kernels
-// convert as they load, so nothing else may differ).
+// The f16 and Q8_0 KV caches' kernels, in every variant usable on this CPU: to_half rounds exactly
+// as the reference conversion (quant::f32_to_fp16); attention over f16 or Q8_0 rows gives the bits
+// of the f32 kernel over the same values as floats (as quant::dequantize_row gives them: the
+// kernels convert as they load, so nothing else may differ).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +13,7 @@
 
 #include "backends/cpu/vector_kernels.h"
 #include "backends/cpu/vector_variants.h"
+#include "common/dtype.h"
 #include "common/error.h"
 #include "quant/quant.h"
 
@@ -153,6 +154,91 @@ TEST(KvCacheF16, AttentionEqualsF32OverTheSameValues) {
       }
     }
   }
+}
+
+// Rows of Q8_0 blocks (quantised from random values) and their values as floats.
+struct Q8Rows {
+  std::vector<uint8_t> bytes;
+  std::vector<float> wide;
+  Q8Row at(int64_t element) const { return Q8Row{bytes.data(), 0} + element; }
+};
+
+Q8Rows random_q8_rows(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = dist(rng);
+  Q8Rows r;
+  r.bytes.resize(*dtype_row_bytes(DType::kQ8_0, n));
+  quant::quantize_row(DType::kQ8_0, x.data(), r.bytes.data(), n);
+  r.wide.resize(x.size());
+  quant::dequantize_row(DType::kQ8_0, r.bytes.data(), r.wide.data(), n);
+  return r;
+}
+
+TEST(KvCacheQ8_0, AttentionEqualsF32OverTheSameValues) {
+  for (const auto* t : variants()) {
+    for (int64_t head_dim : {32, 64, 128, 288}) {  // 288: past the key tile, keys read in place
+      for (const auto& [n_heads, n_tokens] : {std::pair<int64_t, int64_t>{1, 1}, {8, 1}, {3, 1}, {8, 4}, {1, 7}}) {
+        for (int64_t n_kv : {1, 5, 64, 65, 300}) {
+          for (int64_t block : {int64_t{0}, int64_t{16}}) {  // 0: one block holding every row
+            SCOPED_TRACE(std::string(t->name) + " head_dim=" + std::to_string(head_dim) +
+                         " heads=" + std::to_string(n_heads) + " tokens=" + std::to_string(n_tokens) +
+                         " n_kv=" + std::to_string(n_kv) + " block=" + std::to_string(block));
+            const int64_t total = n_kv + n_tokens - 1;
+            const int64_t stride = 4 * head_dim;  // four KV heads per row, each a whole number of blocks
+            const int64_t rows = block == 0 ? total : block;
+            const Q8Rows k = random_q8_rows(total * stride, static_cast<uint32_t>(total * 7 + head_dim));
+            const Q8Rows v = random_q8_rows(total * stride, static_cast<uint32_t>(total * 11 + head_dim));
+            std::vector<const float*> kf, vf;
+            std::vector<Q8Row> kq, vq;
+            for (int64_t j = 0; j < total; j += rows) {
+              const int64_t head = 2 * head_dim;  // the third KV head of each row
+              kf.push_back(k.wide.data() + j * stride + head);
+              vf.push_back(v.wide.data() + j * stride + head);
+              kq.push_back(k.at(j * stride + head));
+              vq.push_back(v.at(j * stride + head));
+            }
+            AttentionQueries a;
+            a.n_heads = n_heads;
+            a.n_tokens = n_tokens;
+            a.head_stride = head_dim;
+            a.token_stride = n_heads * head_dim;
+            a.n_kv = n_kv;
+            std::mt19937 rng(static_cast<uint32_t>(n_heads * 100 + n_tokens));
+            std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+            std::vector<float> q(static_cast<size_t>(n_tokens * a.token_stride));
+            for (auto& x : q) x = dist(rng);
+            const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+            std::vector<float> want(q.size(), 42.0f), got(q.size() + 1, 42.0f);
+            std::vector<float> scratch(static_cast<size_t>(n_tokens * n_heads * total));
+            a.q = q.data();
+            a.out = want.data();
+            t->attention_queries(a, kf.data(), vf.data(), rows, stride, head_dim, scale, scratch.data());
+            a.out = got.data();
+            t->attention_queries_q8_0(a, kq.data(), vq.data(), rows, stride, head_dim, scale, scratch.data());
+            ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0);
+            EXPECT_EQ(got.back(), 42.0f) << "wrote past the last query";
+            t->attention_head(q.data(), kf.data(), vf.data(), rows, stride, head_dim, n_kv, scale, want.data(),
+                              scratch.data());
+            t->attention_head_q8_0(q.data(), kq.data(), vq.data(), rows, stride, head_dim, n_kv, scale, got.data(),
+                                   scratch.data());
+            ASSERT_EQ(std::memcmp(got.data(), want.data(), static_cast<size_t>(head_dim) * sizeof(float)), 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(KvCacheQ8_0, RowsMustStartAtBlocks) {
+  const Q8Rows k = random_q8_rows(64 * 8, 1), v = random_q8_rows(64 * 8, 2);
+  std::vector<float> q(64, 0.5f), out(64), scratch(8);
+  const Q8Row kb = k.at(0), vb = v.at(0);
+  attention_head_paged(q.data(), &kb, &vb, 8, 64, 64, 8, 0.125f, out.data(), scratch.data());
+  EXPECT_THROW(attention_head_paged(q.data(), &kb, &vb, 8, 48, 48, 8, 0.125f, out.data(), scratch.data()), Error);
+  const Q8Row mid = k.at(16);  // inside a block
+  EXPECT_THROW(attention_head_paged(q.data(), &mid, &vb, 8, 64, 64, 8, 0.125f, out.data(), scratch.data()), Error);
 }
 
 TEST(KvCacheF16, PublicFunctionsCheckTheirArguments) {
