@@ -100,59 +100,80 @@ HalfRows random_rows(int64_t n, uint32_t seed) {
   return r;
 }
 
-TEST(KvCacheF16, AttentionEqualsF32OverTheSameValues) {
-  for (const auto* t : variants()) {
-    for (int64_t head_dim : {8, 17, 64, 100}) {
-      for (const auto& [n_heads, n_tokens] :
-           {std::pair<int64_t, int64_t>{1, 1}, {8, 1}, {3, 1}, {8, 4}, {1, 7}, {16, 1}}) {
-        for (int64_t n_kv : {1, 5, 64, 65, 257, 300}) {
-          for (int64_t block : {int64_t{0}, int64_t{16}}) {  // 0: one block holding every row
-            SCOPED_TRACE(std::string(t->name) + " head_dim=" + std::to_string(head_dim) +
-                         " heads=" + std::to_string(n_heads) + " tokens=" + std::to_string(n_tokens) +
-                         " n_kv=" + std::to_string(n_kv) + " block=" + std::to_string(block));
-            const int64_t total = n_kv + n_tokens - 1;
-            const int64_t stride = 4 * head_dim + 1;  // the rows of other KV heads in between
-            const int64_t rows = block == 0 ? total : block;
-            const HalfRows k = random_rows(total * stride, static_cast<uint32_t>(total * 3 + head_dim));
-            const HalfRows v = random_rows(total * stride, static_cast<uint32_t>(total * 5 + head_dim));
-            std::vector<const float*> kf, vf;
-            std::vector<const Half*> kh, vh;
-            for (int64_t j = 0; j < total; j += rows) {
-              kf.push_back(k.wide.data() + j * stride);
-              vf.push_back(v.wide.data() + j * stride);
-              kh.push_back(k.half.data() + j * stride);
-              vh.push_back(v.half.data() + j * stride);
-            }
-            AttentionQueries a;
-            a.n_heads = n_heads;
-            a.n_tokens = n_tokens;
-            a.head_stride = head_dim;
-            a.token_stride = n_heads * head_dim;
-            a.n_kv = n_kv;
-            std::mt19937 rng(static_cast<uint32_t>(n_heads * 100 + n_tokens));
-            std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
-            std::vector<float> q(static_cast<size_t>(n_tokens * a.token_stride));
-            for (auto& x : q) x = dist(rng);
-            const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-            std::vector<float> want(q.size(), 42.0f), got(q.size() + 1, 42.0f);
-            std::vector<float> scratch(static_cast<size_t>(n_tokens * n_heads * total));
-            a.q = q.data();
-            a.out = want.data();
-            t->attention_queries(a, kf.data(), vf.data(), rows, stride, head_dim, scale, scratch.data());
-            a.out = got.data();
-            t->attention_queries_f16(a, kh.data(), vh.data(), rows, stride, head_dim, scale, scratch.data());
-            ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0);
-            EXPECT_EQ(got.back(), 42.0f) << "wrote past the last query";
-            // The one-query entry too.
-            t->attention_head(q.data(), kf.data(), vf.data(), rows, stride, head_dim, n_kv, scale, want.data(),
-                              scratch.data());
-            t->attention_head_f16(q.data(), kh.data(), vh.data(), rows, stride, head_dim, n_kv, scale, got.data(),
-                                  scratch.data());
-            ASSERT_EQ(std::memcmp(got.data(), want.data(), static_cast<size_t>(head_dim) * sizeof(float)), 0);
-          }
+// One case of the attention comparisons: n_heads x n_tokens queries over n_kv rows (stride apart),
+// in blocks of `rows` rows.
+struct AttentionCase {
+  int64_t head_dim, n_heads, n_tokens, n_kv, rows, stride;
+};
+
+// The queries of `c` through the f32 kernels over blocks kf/vf and through a cache type's kernels
+// (`queries` and `head`, the variant's entries for that type) over blocks kp/vp, which hold the same
+// values: the same bits, from both the grouped and the one-query entry.
+template <class P, class Queries, class Head>
+void expect_f32_bits(const VectorKernelTable& t, const AttentionCase& c, const std::vector<const float*>& kf,
+                     const std::vector<const float*>& vf, const std::vector<P>& kp, const std::vector<P>& vp,
+                     Queries queries, Head head) {
+  AttentionQueries a;
+  a.n_heads = c.n_heads;
+  a.n_tokens = c.n_tokens;
+  a.head_stride = c.head_dim;
+  a.token_stride = c.n_heads * c.head_dim;
+  a.n_kv = c.n_kv;
+  std::mt19937 rng(static_cast<uint32_t>(c.n_heads * 100 + c.n_tokens));
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  std::vector<float> q(static_cast<size_t>(c.n_tokens * a.token_stride));
+  for (auto& x : q) x = dist(rng);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  std::vector<float> want(q.size(), 42.0f), got(q.size() + 1, 42.0f);
+  std::vector<float> scratch(static_cast<size_t>(c.n_tokens * c.n_heads * (c.n_kv + c.n_tokens - 1)));
+  a.q = q.data();
+  a.out = want.data();
+  t.attention_queries(a, kf.data(), vf.data(), c.rows, c.stride, c.head_dim, scale, scratch.data());
+  a.out = got.data();
+  queries(a, kp.data(), vp.data(), c.rows, c.stride, c.head_dim, scale, scratch.data());
+  ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0);
+  EXPECT_EQ(got.back(), 42.0f) << "wrote past the last query";
+  t.attention_head(q.data(), kf.data(), vf.data(), c.rows, c.stride, c.head_dim, c.n_kv, scale, want.data(),
+                   scratch.data());
+  head(q.data(), kp.data(), vp.data(), c.rows, c.stride, c.head_dim, c.n_kv, scale, got.data(), scratch.data());
+  ASSERT_EQ(std::memcmp(got.data(), want.data(), static_cast<size_t>(c.head_dim) * sizeof(float)), 0);
+}
+
+// Every case of the sweep: head dims, query shapes, lengths, one block or blocks of 16 rows.
+template <class Fn>
+void for_each_case(const std::vector<int64_t>& head_dims, const std::vector<int64_t>& lengths, Fn fn) {
+  for (int64_t head_dim : head_dims) {
+    for (const auto& [n_heads, n_tokens] :
+         {std::pair<int64_t, int64_t>{1, 1}, {8, 1}, {3, 1}, {8, 4}, {1, 7}, {16, 1}}) {
+      for (int64_t n_kv : lengths) {
+        for (int64_t block : {int64_t{0}, int64_t{16}}) {  // 0: one block holding every row
+          SCOPED_TRACE(" head_dim=" + std::to_string(head_dim) + " heads=" + std::to_string(n_heads) + " tokens=" +
+                       std::to_string(n_tokens) + " n_kv=" + std::to_string(n_kv) + " block=" + std::to_string(block));
+          const int64_t total = n_kv + n_tokens - 1;
+          fn(AttentionCase{head_dim, n_heads, n_tokens, n_kv, block == 0 ? total : block, 0}, total);
         }
       }
     }
+  }
+}
+
+TEST(KvCacheF16, AttentionEqualsF32OverTheSameValues) {
+  for (const auto* t : variants()) {
+    SCOPED_TRACE(t->name);
+    for_each_case({8, 17, 64, 100}, {1, 5, 64, 65, 257, 300}, [&](AttentionCase c, int64_t total) {
+      c.stride = 4 * c.head_dim + 1;  // the rows of other KV heads in between
+      const HalfRows k = random_rows(total * c.stride, static_cast<uint32_t>(total * 3 + c.head_dim));
+      const HalfRows v = random_rows(total * c.stride, static_cast<uint32_t>(total * 5 + c.head_dim));
+      std::vector<const float*> kf, vf;
+      std::vector<const Half*> kh, vh;
+      for (int64_t j = 0; j < total; j += c.rows) {
+        kf.push_back(k.wide.data() + j * c.stride);
+        vf.push_back(v.wide.data() + j * c.stride);
+        kh.push_back(k.half.data() + j * c.stride);
+        vh.push_back(v.half.data() + j * c.stride);
+      }
+      expect_f32_bits(*t, c, kf, vf, kh, vh, t->attention_queries_f16, t->attention_head_f16);
+    });
   }
 }
 
@@ -178,56 +199,23 @@ Q8Rows random_q8_rows(int64_t n, uint32_t seed) {
 
 TEST(KvCacheQ8_0, AttentionEqualsF32OverTheSameValues) {
   for (const auto* t : variants()) {
-    for (int64_t head_dim : {32, 64, 128, 288}) {  // 288: past the key tile, keys read in place
-      for (const auto& [n_heads, n_tokens] : {std::pair<int64_t, int64_t>{1, 1}, {8, 1}, {3, 1}, {8, 4}, {1, 7}}) {
-        for (int64_t n_kv : {1, 5, 64, 65, 300}) {
-          for (int64_t block : {int64_t{0}, int64_t{16}}) {  // 0: one block holding every row
-            SCOPED_TRACE(std::string(t->name) + " head_dim=" + std::to_string(head_dim) +
-                         " heads=" + std::to_string(n_heads) + " tokens=" + std::to_string(n_tokens) +
-                         " n_kv=" + std::to_string(n_kv) + " block=" + std::to_string(block));
-            const int64_t total = n_kv + n_tokens - 1;
-            const int64_t stride = 4 * head_dim;  // four KV heads per row, each a whole number of blocks
-            const int64_t rows = block == 0 ? total : block;
-            const Q8Rows k = random_q8_rows(total * stride, static_cast<uint32_t>(total * 7 + head_dim));
-            const Q8Rows v = random_q8_rows(total * stride, static_cast<uint32_t>(total * 11 + head_dim));
-            std::vector<const float*> kf, vf;
-            std::vector<Q8Row> kq, vq;
-            for (int64_t j = 0; j < total; j += rows) {
-              const int64_t head = 2 * head_dim;  // the third KV head of each row
-              kf.push_back(k.wide.data() + j * stride + head);
-              vf.push_back(v.wide.data() + j * stride + head);
-              kq.push_back(k.at(j * stride + head));
-              vq.push_back(v.at(j * stride + head));
-            }
-            AttentionQueries a;
-            a.n_heads = n_heads;
-            a.n_tokens = n_tokens;
-            a.head_stride = head_dim;
-            a.token_stride = n_heads * head_dim;
-            a.n_kv = n_kv;
-            std::mt19937 rng(static_cast<uint32_t>(n_heads * 100 + n_tokens));
-            std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
-            std::vector<float> q(static_cast<size_t>(n_tokens * a.token_stride));
-            for (auto& x : q) x = dist(rng);
-            const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-            std::vector<float> want(q.size(), 42.0f), got(q.size() + 1, 42.0f);
-            std::vector<float> scratch(static_cast<size_t>(n_tokens * n_heads * total));
-            a.q = q.data();
-            a.out = want.data();
-            t->attention_queries(a, kf.data(), vf.data(), rows, stride, head_dim, scale, scratch.data());
-            a.out = got.data();
-            t->attention_queries_q8_0(a, kq.data(), vq.data(), rows, stride, head_dim, scale, scratch.data());
-            ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0);
-            EXPECT_EQ(got.back(), 42.0f) << "wrote past the last query";
-            t->attention_head(q.data(), kf.data(), vf.data(), rows, stride, head_dim, n_kv, scale, want.data(),
-                              scratch.data());
-            t->attention_head_q8_0(q.data(), kq.data(), vq.data(), rows, stride, head_dim, n_kv, scale, got.data(),
-                                   scratch.data());
-            ASSERT_EQ(std::memcmp(got.data(), want.data(), static_cast<size_t>(head_dim) * sizeof(float)), 0);
-          }
-        }
+    SCOPED_TRACE(t->name);
+    // 288: past the key tile, keys read in place.
+    for_each_case({32, 64, 128, 288}, {1, 5, 64, 65, 300}, [&](AttentionCase c, int64_t total) {
+      c.stride = 4 * c.head_dim;  // four KV heads per row, each a whole number of blocks
+      const Q8Rows k = random_q8_rows(total * c.stride, static_cast<uint32_t>(total * 7 + c.head_dim));
+      const Q8Rows v = random_q8_rows(total * c.stride, static_cast<uint32_t>(total * 11 + c.head_dim));
+      std::vector<const float*> kf, vf;
+      std::vector<Q8Row> kq, vq;
+      for (int64_t j = 0; j < total; j += c.rows) {
+        const int64_t head = 2 * c.head_dim;  // the third KV head of each row
+        kf.push_back(k.wide.data() + j * c.stride + head);
+        vf.push_back(v.wide.data() + j * c.stride + head);
+        kq.push_back(k.at(j * c.stride + head));
+        vq.push_back(v.at(j * c.stride + head));
       }
-    }
+      expect_f32_bits(*t, c, kf, vf, kq, vq, t->attention_queries_q8_0, t->attention_head_q8_0);
+    });
   }
 }
 
