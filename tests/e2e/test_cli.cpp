@@ -195,7 +195,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadCase{"run -m DIR/x.gguf -p hi --temp -1", 2, "temperature"},
                       BadCase{"run -m DIR/x.gguf -p hi --top-p 1.5", 2, "top_p"},
                       BadCase{"bench -m DIR/x.gguf -r 0", 2, "repetitions"},
-                      BadCase{"run -m DIR/x.gguf -p hi --cache-type q8_0", 2, "--cache-type"},
+                      BadCase{"run -m DIR/x.gguf -p hi --cache-type q4_0", 2, "--cache-type"},
                       BadCase{"model synth --shape nonsense -o DIR/o.gguf", 2, "nonsense"},
                       BadCase{"model synth --type q4_k -o DIR/o.gguf", 2, "q4_k"},
                       BadCase{"model synth --arch gpt-j -o DIR/o.gguf", 1, "unsupported model architecture"},
