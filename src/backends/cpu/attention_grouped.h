@@ -8,7 +8,8 @@
 //   M tail(int64_t r): the first min(r, kLanes) lanes;
 //   V zero(), set1(float), load_aligned(const float*);
 //   V load(P), load_masked(P, M) (zeros elsewhere) for the cache's row pointer types P: const float*,
-//     and const Half* (f16 converted to float, exactly);
+//     const Half* (f16 converted to float, exactly) and Q8Row (Q8_0 blocks: float(q) * d, as
+//     quant::dequantize_row);
 //   V fmadd(V a, V b, V c) = a * b + c, add(V, V);
 //   void store_aligned(float*, V), store_masked(float*, M, V);
 //   void keep(V&): an empty asm statement, so that a loaded vector stays one load for all its uses;
@@ -17,9 +18,9 @@
 //   float hsum(V); void softmax(float*, int64_t) (the variant's softmax).
 // A row pointer P moves by elements (P + n); the caches' rows and blocks are arrays of P.
 // Every query gets exactly the operations, hence the bits, of a call of its own; the bits differ
-// between vector types (lane counts and sum orders), within the variants' tolerances. An f16 cache
-// gives the bits of an f32 cache holding the same values: its rows are converted as they are loaded
-// (keys) or copied into the L1 tile (values), and every float operation is the same.
+// between vector types (lane counts and sum orders), within the variants' tolerances. An f16 or Q8_0
+// cache gives the bits of an f32 cache holding the same values: its rows are converted as they are
+// loaded or copied into an L1 tile, and every float operation is the same.
 #pragma once
 
 #include <cstdint>
