@@ -259,12 +259,16 @@ struct Avx2Floats {
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static V load_masked(const float* p, M m) { return _mm256_maskload_ps(p, m); }
   static V load(const Half* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  // p[i] for the lanes i that m selects, zeros elsewhere, into out[0, 8): AVX2 has no masked 8- or
+  // 16-bit loads, so the tails of f16 and Q8_0 rows go through a copy.
+  template <class T>
+  static void masked_copy(const T* p, M m, T* out) {
+    const int lanes = _mm256_movemask_ps(_mm256_castsi256_ps(m));
+    for (int i = 0; i < 8; ++i) out[i] = (lanes >> i) & 1 ? p[i] : T{};
+  }
   static V load_masked(const Half* p, M m) {
-    alignas(16) Half part[8] = {};  // AVX2 has no masked 16-bit load: the tail goes through a copy
-    const int n = _mm256_movemask_ps(_mm256_castsi256_ps(m));
-    for (int i = 0; i < 8; ++i) {
-      if ((n >> i) & 1) part[i] = p[i];
-    }
+    alignas(16) Half part[8];
+    masked_copy(p, m, part);
     return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(part)));
   }
   // 8 elements of a Q8_0 block (at 0, 8, 16 or 24): float(q) * d, as quant::dequantize_row.
@@ -273,10 +277,7 @@ struct Avx2Floats {
   }
   static V load_masked(Q8Row r, M m) {
     alignas(16) int8_t part[16] = {};
-    const int n = _mm256_movemask_ps(_mm256_castsi256_ps(m));
-    for (int i = 0; i < 8; ++i) {
-      if ((n >> i) & 1) part[i] = static_cast<int8_t>(r.block[2 + r.at + i]);
-    }
+    masked_copy(reinterpret_cast<const int8_t*>(r.block + 2 + r.at), m, part);
     return q8_values(_mm_load_si128(reinterpret_cast<const __m128i*>(part)), r.block);
   }
   static V q8_values(__m128i q, const uint8_t* block) {
