@@ -237,6 +237,7 @@ void ProxyCall::on_done(const std::string& error, bool got_header) {
       exchange_->write(serve::sse_event(serve::error_body(
           "upstream '" + chosen_.name + "' failed during the stream: " + why, "server_error", "", "upstream_failed")));
       exchange_->write(serve::sse_done());
+      record_end("stream_error", 200, served);
       exchange_->end_stream();
       return finish("stream_error", 200, served);
     }
@@ -244,8 +245,10 @@ void ProxyCall::on_done(const std::string& error, bool got_header) {
     const double decode_s = std::chrono::duration<double>(now - first_data_at_).count();
     upstream_->record_served(served, speed_sample(completion_tokens_, decode_s), ctx_.config->routing.speed_alpha);
     ctx_.metrics->attempt(chosen_, "ok");
+    const char* outcome = saw_error_event_ ? "stream_error" : "ok";
+    record_end(outcome, 200, served);
     exchange_->end_stream();
-    return finish(saw_error_event_ ? "stream_error" : "ok", 200, served);
+    return finish(outcome, 200, served);
   }
   upstream_->release();
   if (!error.empty() || !got_header || retryable_status(status_)) {
@@ -281,8 +284,10 @@ void ProxyCall::on_done(const std::string& error, bool got_header) {
     if (k == "content-type") content_type = v;
   }
   auto headers = route_headers();
+  const char* outcome = status_ == 200 ? "ok" : "client_error";
+  record_end(outcome, status_, served);
   exchange_->respond(status_, content_type, std::move(collected_), std::move(headers));
-  finish(status_ == 200 ? "ok" : "client_error", status_, served);
+  finish(outcome, status_, served);
 }
 
 void ProxyCall::retry_or_fail(const std::string& why) {
@@ -303,17 +308,25 @@ void ProxyCall::reply_error(int status, const std::string& message, const std::s
   if (attempts_ > 0) {
     headers.emplace_back("x-mixserve-attempts", std::to_string(attempts_));
   }
-  exchange_->respond(status, "application/json", serve::error_body(message, type, "", code).dump(), std::move(headers));
   const char* outcome = status == 404 ? "client_error"
                         : status == 429 ? (code == "domestic_quota" ? "rejected_quota" : "rejected_capacity")
                         : status == 503 ? "no_upstream"
                                         : "failed";
+  record_end(outcome, status, 0);
+  exchange_->respond(status, "application/json", serve::error_body(message, type, "", code).dump(), std::move(headers));
   finish(outcome, status, 0);
 }
 
 void ProxyCall::finish(const std::string& outcome, int status, double served_tokens) {
   if (ended_) return;
   ended_ = true;
+  record_end(outcome, status, served_tokens);
+  if (on_end_) on_end_();
+}
+
+void ProxyCall::record_end(const std::string& outcome, int status, double served_tokens) {
+  if (recorded_) return;
+  recorded_ = true;
   const auto now = Clock::now();
   if (ticket_ != 0) ctx_.quota->settle(ticket_, served_tokens, now);
   ticket_ = 0;
@@ -332,7 +345,6 @@ void ProxyCall::finish(const std::string& outcome, int status, double served_tok
     log_info("gateway: ", route_, " model=", model_, " tenant=", tenant_, " upstream=", where, " attempts=", attempts_,
              " outcome=", outcome, " status=", status, last_error_.empty() ? "" : " last_error=" + last_error_);
   }
-  if (on_end_) on_end_();
 }
 
 }  // namespace mixserve::gateway

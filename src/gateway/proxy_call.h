@@ -59,6 +59,9 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
   void reply_error(int status, const std::string& message, const std::string& type, const std::string& code,
                    serve::HttpHeaders headers = {});
   void finish(const std::string& outcome, int status, double served_tokens);
+  /// The accounting of finish (quota, metrics, log), once. The paths that send a reply's last bytes
+  /// call it first, so that a client holding its reply finds the request counted.
+  void record_end(const std::string& outcome, int status, double served_tokens);
   serve::HttpHeaders route_headers() const;
   double seconds_since_arrival() const;
 
@@ -101,6 +104,7 @@ class ProxyCall : public std::enable_shared_from_this<ProxyCall> {
   Clock::time_point sent_at_{};
   Clock::time_point first_data_at_{};
   bool ended_ = false;
+  bool recorded_ = false;
 };
 
 }  // namespace mixserve::gateway
