@@ -126,9 +126,10 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatMulConformance, ::testing::ValuesIn(matmul
                          });
 
 // The CPU stream runs consecutive products of one input as one job (run_all): the input converted
-// once, the rows of all of them shared out together, in shrinking chunks that cross from one
-// product into the next when decoding. Each product must still get exactly the bits it gets when
-// run alone, whatever the tokens (one, a decoding batch, a prompt) and threads.
+// once, the rows of all of them shared out together: when decoding, in shares (equal ones, or
+// shrinking chunks when the pool has more threads than the machine has cores) that cross from one
+// product into the next. Each product must still get exactly the bits it gets when run alone,
+// whatever the tokens (one, a decoding batch, a prompt) and threads.
 TEST(OpConformance, ProductsOfOneInputRunTogetherGiveEachOnesBits) {
   hal::Device& device = cpu_device();
   constexpr int64_t kK = 256;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "backends/cpu/matmul_kernels.h"
 #include "backends/cpu/vector_kernels.h"
@@ -60,6 +61,14 @@ constexpr int64_t kDecodeRowGrain = 64;
 // halves. 15/16 against 7/8: 0.949-1.032, mean 0.996 (no difference; 7/8 leaves more to even out).
 constexpr double kDecodeFirstShare = 7.0 / 8.0;
 
+// Rows [begin, end) of thread ith of nth in a decoding job of `rows` rows split into equal shares,
+// each a multiple of 16 rows (no two threads write one 64-byte line of the outputs) but the last.
+std::pair<int64_t, int64_t> decode_share(int64_t rows, int ith, int nth) {
+  const int64_t per = (rows / nth + 15) / 16 * 16;
+  const int64_t begin = std::min(rows, per * ith);
+  return {begin, ith == nth - 1 ? rows : std::min(rows, begin + per)};
+}
+
 // Consecutive tokens of a prompt whose queries (times the heads sharing a KV head) attention
 // computes together: 4 x 8 heads of TinyLlama fill the AVX2 kernel's batches of 32 queries.
 constexpr int64_t kAttentionTokens = 4;
@@ -69,7 +78,8 @@ int64_t rows_per_task(int64_t width) { return std::max<int64_t>(1, 16384 / std::
 
 }  // namespace
 
-CpuStream::CpuStream(hal::Device& device, int n_threads) : device_(device), pool_(n_threads) {}
+CpuStream::CpuStream(hal::Device& device, int n_threads)
+    : device_(device), pool_(n_threads), equal_decode_shares_(pool_.size() <= ThreadPool::hardware_threads()) {}
 
 uint8_t* CpuStream::scratch(size_t bytes) {
   if (scratch_.size() < bytes + 64) scratch_.resize(bytes + 64);
@@ -205,11 +215,14 @@ void CpuStream::mat_mul(std::span<const hal::Op> ops) {
     for (int64_t t = begin; t < end; ++t) convert_activation(wtype, xf + t * k, xq + t * act_row, k);
   });
   // Decoding (one token, or a batch of sequences whose kernels split finely): the rows of all the
-  // products, one after the other, handed out in shrinking chunks, so that the threads finish
-  // within a few microseconds of each other. With fixed items (8 per thread for one token, 16 for
-  // a batch) one thread waited alone for about 14 us at the end of each product; the guided chunks
-  // took 1-2% less time per step for one token and 2-5% for 2 to 16 sequences (Zen 3 VM, TinyLlama
-  // Q4_0 and Q8_0, steps alternating between the two in one process).
+  // products, one after the other, as one equal, contiguous share per thread. Each thread reads
+  // its share as one stream, with no chunks to claim: when the two vCPUs of the Zen 5 VM sit on
+  // different core complexes (a handoff between them takes ~180 ns), the guided chunks below
+  // started each thread's streams anew at every chunk and paid a cross-complex atomic per claim;
+  // the equal shares took 0.94-1.03 of their products' time (mean 0.985, 16 runs, TinyLlama Q4_0,
+  // steps alternating in one process), and the same (0.98-1.00) with the vCPUs close together and
+  // for Q8_0. A pool with more threads than the cores it may use runs the guided chunks instead:
+  // there a thread that is not running would hold up its whole share.
   if (n_tok == 1 || (n_tok <= kMaxItemTokens && matmul_batch_splits_finely(wtype))) {
     std::vector<int64_t> first_row;  // of each product, among the rows of all of them
     int64_t rows_before = 0;
@@ -217,18 +230,23 @@ void CpuStream::mat_mul(std::span<const hal::Op> ops) {
       first_row.push_back(rows_before);
       rows_before += op.src[0]->rows();
     }
-    pool_.parallel_for_guided(
-        total_rows, kDecodeRowGrain,
-        [&](int64_t begin, int64_t end, int) {
-          for (size_t p = 0; p < ops.size() && begin < end; ++p) {
-            const int64_t rows = ops[p].src[0]->rows();
-            if (begin >= first_row[p] + rows) continue;
-            const int64_t r1 = std::min(rows, end - first_row[p]);
-            product_rows(ops[p], begin - first_row[p], r1, 0, n_tok, xq, act_row);
-            begin = first_row[p] + r1;
-          }
-        },
-        kDecodeFirstShare);
+    const auto rows_of_all = [&](int64_t begin, int64_t end, int) {
+      for (size_t p = 0; p < ops.size() && begin < end; ++p) {
+        const int64_t rows = ops[p].src[0]->rows();
+        if (begin >= first_row[p] + rows) continue;
+        const int64_t r1 = std::min(rows, end - first_row[p]);
+        product_rows(ops[p], begin - first_row[p], r1, 0, n_tok, xq, act_row);
+        begin = first_row[p] + r1;
+      }
+    };
+    if (equal_decode_shares_) {
+      pool_.run([&](int ith, int nth) {
+        const auto [begin, end] = decode_share(total_rows, ith, nth);
+        rows_of_all(begin, end, ith);
+      });
+    } else {
+      pool_.parallel_for_guided(total_rows, kDecodeRowGrain, rows_of_all, kDecodeFirstShare);
+    }
     return;
   }
   // Else work items: row ranges of one product each, sized for all the rows together, times ranges

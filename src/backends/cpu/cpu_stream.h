@@ -60,6 +60,9 @@ class CpuStream : public hal::Stream {
 
   hal::Device& device_;
   ThreadPool pool_;
+  /// Whether every thread of the pool can run at once (no more threads than usable cores): then a
+  /// decoding job's rows go out in equal shares, else in guided chunks (mat_mul).
+  bool equal_decode_shares_;
   std::vector<uint8_t> scratch_;
   hal::OpProfile* profile_ = nullptr;
 };
