@@ -67,8 +67,16 @@ void print_op_profile(const hal::OpProfile& p, const char* test, double tokens, 
   std::printf("  %-12s %10s %12s %8s\n", "op", str_cat("ops/", unit).c_str(), "us/token", "share");
   for (size_t k : kinds) {
     const double s = p.seconds[k] / tokens;
-    std::printf("  %-12s %10.1f %12.1f %7.1f%%\n", std::string(hal::op_name(static_cast<hal::OpKind>(k))).c_str(),
-                static_cast<double>(p.ops[k]) / units, s * 1e6, 100.0 * s / per_token);
+    std::string note;  // ops a stream ran inside the products' jobs (fused) have no time of their own
+    if (p.fused[k] == p.ops[k]) {
+      note = "  (inside the matrix products' jobs, timed there)";
+    } else if (p.fused[k] > 0) {
+      char n[32];
+      std::snprintf(n, sizeof(n), "%.1f", static_cast<double>(p.fused[k]) / units);
+      note = str_cat("  (", n, " of them inside the matrix products' jobs, timed there)");
+    }
+    std::printf("  %-12s %10.1f %12.1f %7.1f%%%s\n", std::string(hal::op_name(static_cast<hal::OpKind>(k))).c_str(),
+                static_cast<double>(p.ops[k]) / units, s * 1e6, 100.0 * s / per_token, note.c_str());
   }
   const double outside = std::max(0.0, per_token - p.total_seconds() / tokens);
   std::printf("  %-12s %10s %12.1f %7.1f%%  (graph set-up, host copies, reading the logits)\n", "between ops", "",

@@ -47,12 +47,19 @@ struct ProductStats {
 struct OpProfile {
   std::array<uint64_t, kOpKindCount> ops{};
   std::array<double, kOpKindCount> seconds{};
+  /// Of ops[], those a stream ran inside a job of matrix products (fused into it: their time is
+  /// the job's, counted under kMatMul).
+  std::array<uint64_t, kOpKindCount> fused{};
   /// The matrix products by shape (optional: a stream that only counts op kinds leaves it empty).
   std::map<ProductShape, ProductStats> products;
 
   void add(OpKind kind, uint64_t n_ops, double s) {
     ops[static_cast<size_t>(kind)] += n_ops;
     seconds[static_cast<size_t>(kind)] += s;
+  }
+  void add_fused(OpKind kind) {
+    ++ops[static_cast<size_t>(kind)];
+    ++fused[static_cast<size_t>(kind)];
   }
   void add_products(const ProductShape& shape, uint64_t weight_bytes, double s) {
     ProductStats& p = products[shape];

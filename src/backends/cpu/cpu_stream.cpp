@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "backends/cpu/decode_epilogues.h"
 #include "backends/cpu/matmul_kernels.h"
 #include "backends/cpu/vector_kernels.h"
 #include "common/error.h"
@@ -60,14 +61,6 @@ constexpr int64_t kDecodeRowGrain = 64;
 // 1) of the products' time of the guided chunks alone; attn_output alone went 0.77-0.95 with two
 // halves. 15/16 against 7/8: 0.949-1.032, mean 0.996 (no difference; 7/8 leaves more to even out).
 constexpr double kDecodeFirstShare = 7.0 / 8.0;
-
-// Rows [begin, end) of thread ith of nth in a decoding job of `rows` rows split into equal shares,
-// each a multiple of 16 rows (no two threads write one 64-byte line of the outputs) but the last.
-std::pair<int64_t, int64_t> decode_share(int64_t rows, int ith, int nth) {
-  const int64_t per = (rows / nth + 15) / 16 * 16;
-  const int64_t begin = std::min(rows, per * ith);
-  return {begin, ith == nth - 1 ? rows : std::min(rows, begin + per)};
-}
 
 // Consecutive tokens of a prompt whose queries (times the heads sharing a KV head) attention
 // computes together: 4 x 8 heads of TinyLlama fill the AVX2 kernel's batches of 32 queries.
@@ -131,15 +124,21 @@ bool joins(std::span<const hal::Op> group, const hal::Op& next) {
 }  // namespace
 
 void CpuStream::run_all(std::span<const hal::Op> ops) {
+  converted_for_ = nullptr;  // a conversion planned in another graph (which failed before its consumer)
   for (size_t i = 0; i < ops.size();) {
+    if (converted_for_ != &ops[i]) converted_for_ = nullptr;  // only the very next op may consume it
     size_t j = i + 1;
+    DecodeEpilogues epilogues;
     if (ops[i].kind == hal::OpKind::kMatMul) {
       while (j < ops.size() && joins(ops.subspan(i, j - i), ops[j])) ++j;
+      if (equal_decode_shares_ && ops[i].src[1] != nullptr && ops[i].src[1]->rows() == 1) {
+        epilogues = plan_decode_epilogues(ops.subspan(i, j - i), ops.subspan(j));
+      }
     }
     const auto start = profile_ != nullptr ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    if (j - i > 1) {
-      for (size_t g = i; g < j; ++g) check(ops[g]);
-      mat_mul(ops.subspan(i, j - i));
+    if (ops[i].kind == hal::OpKind::kMatMul) {
+      for (size_t g = i; g < j + epilogues.ops.size(); ++g) check(ops[g]);
+      mat_mul(ops.subspan(i, j - i), epilogues);
     } else {
       execute(ops[i]);
     }
@@ -147,8 +146,9 @@ void CpuStream::run_all(std::span<const hal::Op> ops) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       profile_->add(ops[i].kind, j - i, seconds);
       if (ops[i].kind == hal::OpKind::kMatMul) add_product_profile(ops.subspan(i, j - i), seconds);
+      for (const Epilogue& e : epilogues.ops) profile_->add_fused(e.op->kind);
     }
-    i = j;
+    i = j + epilogues.ops.size();
   }
 }
 
@@ -166,7 +166,7 @@ void CpuStream::execute(const hal::Op& op) {
   check(op);
   switch (op.kind) {
     case hal::OpKind::kGetRows: return get_rows(op);
-    case hal::OpKind::kMatMul: return mat_mul(std::span<const hal::Op>(&op, 1));
+    case hal::OpKind::kMatMul: return mat_mul(std::span<const hal::Op>(&op, 1), {});
     case hal::OpKind::kAdd: return add(op);
     case hal::OpKind::kRmsNorm: return rms_norm(op);
     case hal::OpKind::kRope: return rope(op);
@@ -195,7 +195,7 @@ void CpuStream::get_rows(const hal::Op& op) {
   }
 }
 
-void CpuStream::mat_mul(std::span<const hal::Op> ops) {
+void CpuStream::mat_mul(std::span<const hal::Op> ops, const DecodeEpilogues& epilogues) {
   const hal::Tensor& x = *ops.front().src[1];
   const DType wtype = ops.front().src[0]->dtype;
   const int64_t k = ops.front().src[0]->ne[0];
@@ -209,44 +209,45 @@ void CpuStream::mat_mul(std::span<const hal::Op> ops) {
   }
   const DType act = activation_type(wtype);
   const size_t act_row = *dtype_row_bytes(act, k);
-  uint8_t* xq = scratch(act_row * static_cast<size_t>(n_tok));
-  const float* xf = f32(&x);
-  pool_.parallel_for(n_tok, 8, [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; ++t) convert_activation(wtype, xf + t * k, xq + t * act_row, k);
-  });
-  // Decoding (one token, or a batch of sequences whose kernels split finely): the rows of all the
-  // products, one after the other, as one equal, contiguous share per thread. Each thread reads
-  // its share as one stream, with no chunks to claim: when the two vCPUs of the Zen 5 VM sit on
-  // different core complexes (a handoff between them takes ~180 ns), the guided chunks below
-  // started each thread's streams anew at every chunk and paid a cross-complex atomic per claim;
-  // the equal shares took 0.94-1.03 of their products' time (mean 0.985, 16 runs, TinyLlama Q4_0,
-  // steps alternating in one process), and the same (0.98-1.00) with the vCPUs close together and
-  // for Q8_0. A pool with more threads than the cores it may use runs the guided chunks instead:
-  // there a thread that is not running would hold up its whole share.
+  // The input as converted by the job before, when it planned this product as its conversion's
+  // consumer (DecodeEpilogues::converts_for), else converted now.
+  const uint8_t* xq = converted_for_ == &ops.front() ? converted_[converted_slot_].data : nullptr;
+  converted_for_ = nullptr;
+  if (xq == nullptr) {
+    uint8_t* out = scratch(act_row * static_cast<size_t>(n_tok));
+    const float* xf = f32(&x);
+    pool_.parallel_for(n_tok, 8, [&](int64_t begin, int64_t end, int) {
+      for (int64_t t = begin; t < end; ++t) convert_activation(wtype, xf + t * k, out + t * act_row, k);
+    });
+    xq = out;
+  }
+  // Decoding (one token, or a batch of sequences whose kernels split finely): one equal share of
+  // each product per thread (decode_job), or, when the pool has more threads than it has cores,
+  // the rows of all the products one after the other, handed out in shrinking chunks, so that a
+  // thread that is not running holds up no fixed share.
   if (n_tok == 1 || (n_tok <= kMaxItemTokens && matmul_batch_splits_finely(wtype))) {
+    if (equal_decode_shares_) {
+      decode_job(ops, epilogues, xq, act_row, n_tok);
+      return;
+    }
     std::vector<int64_t> first_row;  // of each product, among the rows of all of them
     int64_t rows_before = 0;
     for (const hal::Op& op : ops) {
       first_row.push_back(rows_before);
       rows_before += op.src[0]->rows();
     }
-    const auto rows_of_all = [&](int64_t begin, int64_t end, int) {
-      for (size_t p = 0; p < ops.size() && begin < end; ++p) {
-        const int64_t rows = ops[p].src[0]->rows();
-        if (begin >= first_row[p] + rows) continue;
-        const int64_t r1 = std::min(rows, end - first_row[p]);
-        product_rows(ops[p], begin - first_row[p], r1, 0, n_tok, xq, act_row);
-        begin = first_row[p] + r1;
-      }
-    };
-    if (equal_decode_shares_) {
-      pool_.run([&](int ith, int nth) {
-        const auto [begin, end] = decode_share(total_rows, ith, nth);
-        rows_of_all(begin, end, ith);
-      });
-    } else {
-      pool_.parallel_for_guided(total_rows, kDecodeRowGrain, rows_of_all, kDecodeFirstShare);
-    }
+    pool_.parallel_for_guided(
+        total_rows, kDecodeRowGrain,
+        [&](int64_t begin, int64_t end, int) {
+          for (size_t p = 0; p < ops.size() && begin < end; ++p) {
+            const int64_t rows = ops[p].src[0]->rows();
+            if (begin >= first_row[p] + rows) continue;
+            const int64_t r1 = std::min(rows, end - first_row[p]);
+            product_rows(ops[p], begin - first_row[p], r1, 0, n_tok, xq, act_row);
+            begin = first_row[p] + r1;
+          }
+        },
+        kDecodeFirstShare);
     return;
   }
   // Else work items: row ranges of one product each, sized for all the rows together, times ranges
@@ -485,29 +486,110 @@ void CpuStream::attention_over(const hal::Op& op) {
   });
 }
 
-void CpuStream::store_kv(const hal::Op& op) {
+namespace {
+
+// Elements [c0, c1) of row `row` of a KV cache from src[c0, c1), converted to the cache's type (c0
+// a multiple of 32 for Q8_0, whose blocks get the matmul activations' rounding: quant::quantize_row's
+// bits).
+void put_cache_row(const hal::Tensor& cache, int64_t row, const float* src, int64_t c0, int64_t c1) {
+  const int64_t width = cache.ne[0];
+  if (cache.dtype == DType::kF16) {
+    to_half(src + c0, static_cast<Half*>(cache.host_data()) + row * width + c0, c1 - c0);
+  } else if (cache.dtype == DType::kQ8_0) {
+    auto* bytes = static_cast<uint8_t*>(cache.host_data()) + static_cast<size_t>(row) * cache.row_bytes();
+    convert_activation(DType::kQ8_0, src + c0, bytes + *dtype_row_bytes(DType::kQ8_0, c0), c1 - c0);
+  } else {
+    std::memcpy(f32(&cache) + row * width + c0, src + c0, static_cast<size_t>(c1 - c0) * sizeof(float));
+  }
+}
+
+}  // namespace
+
+int64_t CpuStream::store_row(const hal::Op& op, int64_t r) {
   const hal::Tensor& src = *op.src[0];
-  hal::Tensor& dst = *op.dst;
-  MIXSERVE_CHECK(src.ne[0] == dst.ne[0] && op.i[0] >= 0, "store_kv shapes");
+  const hal::Tensor& dst = *op.dst;
+  MIXSERVE_CHECK(src.ne[0] == dst.ne[0] && op.i[0] >= 0 && r >= 0 && r < src.rows(), "store_kv shapes");
   const int64_t block = op.i[1];
   const int32_t* table = block_table(op.src[1], block, op.i[0] + src.rows(), dst.rows());
-  // Rows [r, r + n) of src into the cache from row `at` on, converted to the cache's type.
-  const int64_t width = dst.ne[0];
-  const auto put = [&](int64_t r, int64_t n, int64_t at) {
-    if (dst.dtype == DType::kF16) {
-      to_half(f32(&src) + r * width, static_cast<Half*>(dst.host_data()) + at * width, n * width);
-    } else if (dst.dtype == DType::kQ8_0) {  // the matmul activations' rounding: quant::quantize_row's bits
-      convert_activation(DType::kQ8_0, f32(&src) + r * width,
-                         static_cast<uint8_t*>(dst.host_data()) + static_cast<size_t>(at) * dst.row_bytes(), n * width);
-    } else {
-      std::memcpy(f32(&dst) + at * width, f32(&src) + r * width, static_cast<size_t>(n * width) * sizeof(float));
-    }
-  };
-  if (table == nullptr) {
-    put(0, src.rows(), op.i[0]);
-    return;
+  return physical_row(table, block, op.i[0] + r);
+}
+
+void CpuStream::store_kv(const hal::Op& op) {
+  const int64_t width = op.dst->ne[0];
+  for (int64_t r = 0; r < op.src[0]->rows(); ++r)
+    put_cache_row(*op.dst, store_row(op, r), f32(op.src[0]) + r * width, 0, width);
+}
+
+void CpuStream::decode_job(std::span<const hal::Op> products, const DecodeEpilogues& epilogues, const uint8_t* xq,
+                           size_t act_row, int64_t n_tok) {
+  // Checked before the threads start: where each store writes, what the next product's input is.
+  std::vector<int64_t> cache_rows(epilogues.ops.size(), -1);
+  for (size_t e = 0; e < epilogues.ops.size(); ++e) {
+    const hal::Op& op = *epilogues.ops[e].op;
+    if (op.kind == hal::OpKind::kStoreKV) cache_rows[e] = store_row(op, 0);
   }
-  for (int64_t r = 0; r < src.rows(); ++r) put(r, 1, physical_row(table, block, op.i[0] + r));
+  const hal::Op* next = epilogues.converts_for;
+  uint8_t* converted = nullptr;
+  if (next != nullptr) {
+    const int64_t k = next->src[0]->ne[0];
+    Converted& slot = converted_[1 - converted_slot_];  // the other slot: this job may read one
+    slot.resize(*dtype_row_bytes(activation_type(next->src[0]->dtype), k));
+    converted = slot.data;
+  }
+  // Each thread's rows of each product: one share of all their rows taken one after the other (so
+  // a thread reads as few streams as it can), unless an epilogue pairs the rows of two products
+  // (SwiGLU) or a product starts inside a share's alignment: then a share of each product.
+  std::vector<int64_t> first_row;
+  int64_t total_rows = 0;
+  bool whole_shares = !epilogues.pairs_products;
+  for (const hal::Op& op : products) {
+    first_row.push_back(total_rows);
+    whole_shares = whole_shares && total_rows % epilogues.align == 0;
+    total_rows += op.src[0]->rows();
+  }
+  const auto share = [&](size_t p, int ith, int nth) -> std::pair<int64_t, int64_t> {
+    const int64_t rows = products[p].src[0]->rows();
+    if (!whole_shares) return decode_share(rows, epilogues.align, ith, nth);
+    const auto [begin, end] = decode_share(total_rows, epilogues.align, ith, nth);
+    return {std::clamp(begin - first_row[p], int64_t{0}, rows), std::clamp(end - first_row[p], int64_t{0}, rows)};
+  };
+  pool_.run([&](int ith, int nth) {
+    for (size_t p = 0; p < products.size(); ++p) {
+      const auto [begin, end] = share(p, ith, nth);
+      if (begin < end) product_rows(products[p], begin, end, 0, n_tok, xq, act_row);
+    }
+    for (size_t e = 0; e < epilogues.ops.size(); ++e) {
+      const auto [begin, end] = share(epilogues.ops[e].product, ith, nth);
+      if (begin < end) epilogue_rows(*epilogues.ops[e].op, begin, end, cache_rows[e]);
+    }
+    if (converted != nullptr) {
+      const auto [begin, end] = share(epilogues.converts_product, ith, nth);
+      const DType wtype = next->src[0]->dtype;
+      if (begin < end) {
+        convert_activation(wtype, f32(next->src[1]) + begin,
+                           converted + *dtype_row_bytes(activation_type(wtype), begin), end - begin);
+      }
+    }
+  });
+  if (converted != nullptr) {
+    converted_slot_ = 1 - converted_slot_;
+    converted_for_ = next;
+  }
+}
+
+void CpuStream::epilogue_rows(const hal::Op& op, int64_t begin, int64_t end, int64_t cache_row) {
+  const int64_t n = end - begin;
+  switch (op.kind) {
+    case hal::OpKind::kAdd: return cpu::add(f32(op.src[0]) + begin, f32(op.src[1]) + begin, f32(op.dst) + begin, n);
+    case hal::OpKind::kSwiGLU:
+      return cpu::swiglu(f32(op.src[0]) + begin, f32(op.src[1]) + begin, f32(op.dst) + begin, n);
+    case hal::OpKind::kRope: {
+      const int64_t head_dim = op.dst->ne[0];
+      return cpu::rope(f32(op.dst) + begin, head_dim, n / head_dim, op.i[1], op.i[0], op.f[0], op.i[2] == 1);
+    }
+    case hal::OpKind::kStoreKV: return put_cache_row(*op.dst, cache_row, f32(op.src[0]), begin, end);
+    default: fail(ErrorCode::kInternal, "op ", hal::op_name(op.kind), " cannot run as a decoding epilogue");
+  }
 }
 
 }  // namespace mixserve::cpu

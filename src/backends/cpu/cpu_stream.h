@@ -1,11 +1,13 @@
 // CPU stream: runs ops synchronously on the calling thread plus a thread pool.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
 
+#include "backends/cpu/decode_epilogues.h"
 #include "common/thread_pool.h"
 #include "hal/device.h"
 
@@ -36,8 +38,19 @@ class CpuStream : public hal::Stream {
   /// Runs one op (checked) without timing it.
   void execute(const hal::Op& op);
   void get_rows(const hal::Op& op);
-  /// Matrix products that read the same input with weights of one type, layout and width.
-  void mat_mul(std::span<const hal::Op> ops);
+  /// Matrix products that read the same input with weights of one type, layout and width; when they
+  /// decode one token, with `epilogues` (the ops after them that run inside their job).
+  void mat_mul(std::span<const hal::Op> ops, const DecodeEpilogues& epilogues);
+  /// A decoding job of n_tok tokens (epilogues only with one): equal shares of the products' rows per
+  /// thread, then the epilogues on the rows of each thread's shares (and the next product's input
+  /// converted, if planned).
+  void decode_job(std::span<const hal::Op> products, const DecodeEpilogues& epilogues, const uint8_t* xq,
+                  size_t act_row, int64_t n_tok);
+  /// Elements [begin, end) of epilogue `op` (an add, SwiGLU, RoPE over whole heads, or a KV store
+  /// into physical cache row `cache_row`).
+  void epilogue_rows(const hal::Op& op, int64_t begin, int64_t end, int64_t cache_row);
+  /// The physical cache row a kStoreKV op writes its row r to (the op and its block table checked).
+  static int64_t store_row(const hal::Op& op, int64_t r);
   /// Rows [r0, r1) of tokens [t0, t1) of the product `op`, from its input converted to xq (rows of
   /// act_row bytes).
   void product_rows(const hal::Op& op, int64_t r0, int64_t r1, int64_t t0, int64_t t1, const uint8_t* xq,
@@ -65,6 +78,20 @@ class CpuStream : public hal::Stream {
   bool equal_decode_shares_;
   std::vector<uint8_t> scratch_;
   hal::OpProfile* profile_ = nullptr;
+  /// A product's input converted by the decoding job before it, 64-byte aligned.
+  struct Converted {
+    std::vector<uint8_t> storage;
+    uint8_t* data = nullptr;
+    void resize(size_t bytes) {
+      if (storage.size() < bytes + 64) storage.resize(bytes + 64);
+      data = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+    }
+  };
+  /// Two, so that a job can convert the next input while its own products read the one before.
+  std::array<Converted, 2> converted_;
+  int converted_slot_ = 0;  ///< the slot holding the latest conversion
+  /// The product whose input converted_[converted_slot_] holds; nullptr when none is pending.
+  const hal::Op* converted_for_ = nullptr;
 };
 
 }  // namespace mixserve::cpu
