@@ -75,9 +75,7 @@ CpuStream::CpuStream(hal::Device& device, int n_threads)
     : device_(device), pool_(n_threads), equal_decode_shares_(pool_.size() <= ThreadPool::hardware_threads()) {}
 
 uint8_t* CpuStream::scratch(size_t bytes) {
-  if (scratch_.size() < bytes + 64) scratch_.resize(bytes + 64);
-  auto addr = reinterpret_cast<uintptr_t>(scratch_.data());
-  return scratch_.data() + ((64 - addr % 64) % 64);
+  return scratch_.reserve(bytes);
 }
 
 void CpuStream::write(hal::Buffer& dst, size_t offset, const void* src, size_t bytes) {
@@ -532,9 +530,8 @@ void CpuStream::decode_job(std::span<const hal::Op> products, const DecodeEpilog
   uint8_t* converted = nullptr;
   if (next != nullptr) {
     const int64_t k = next->src[0]->ne[0];
-    Converted& slot = converted_[1 - converted_slot_];  // the other slot: this job may read one
-    slot.resize(*dtype_row_bytes(activation_type(next->src[0]->dtype), k));
-    converted = slot.data;
+    // The other slot: this job's own input may be the latest conversion.
+    converted = converted_[1 - converted_slot_].reserve(*dtype_row_bytes(activation_type(next->src[0]->dtype), k));
   }
   // Each thread's rows of each product: one share of all their rows taken one after the other (so
   // a thread reads as few streams as it can), unless an epilogue pairs the rows of two products

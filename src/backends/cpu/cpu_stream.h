@@ -20,7 +20,8 @@ class CpuStream : public hal::Stream {
   CpuStream(hal::Device& device, int n_threads);
   void run(const hal::Op& op) override;
   /// Runs the ops in order; consecutive matrix products of one input (q, k, v; gate, up) go as one
-  /// job: the input converted once, the rows of all of them shared out in one parallel loop.
+  /// job: the input converted once, the rows of all of them shared out in one parallel loop. For one
+  /// token, the element-wise ops after a job run inside it (plan_decode_epilogues).
   void run_all(std::span<const hal::Op> ops) override;
   void write(hal::Buffer& dst, size_t offset, const void* src, size_t bytes) override;
   void read(const hal::Buffer& src, size_t offset, void* dst, size_t bytes) override;
@@ -76,19 +77,21 @@ class CpuStream : public hal::Stream {
   /// Whether every thread of the pool can run at once (no more threads than usable cores): then a
   /// decoding job's rows go out in equal shares, else in guided chunks (mat_mul).
   bool equal_decode_shares_;
-  std::vector<uint8_t> scratch_;
-  hal::OpProfile* profile_ = nullptr;
-  /// A product's input converted by the decoding job before it, 64-byte aligned.
-  struct Converted {
+  /// Bytes that grow on demand, handed out from a 64-byte boundary.
+  struct AlignedBytes {
     std::vector<uint8_t> storage;
-    uint8_t* data = nullptr;
-    void resize(size_t bytes) {
+    uint8_t* data = nullptr;  ///< the aligned start, after reserve()
+    uint8_t* reserve(size_t bytes) {
       if (storage.size() < bytes + 64) storage.resize(bytes + 64);
       data = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+      return data;
     }
   };
-  /// Two, so that a job can convert the next input while its own products read the one before.
-  std::array<Converted, 2> converted_;
+  AlignedBytes scratch_;
+  hal::OpProfile* profile_ = nullptr;
+  /// A product's input converted by the decoding job before it: two, so that a job can convert the
+  /// next input while its own products read the one before.
+  std::array<AlignedBytes, 2> converted_;
   int converted_slot_ = 0;  ///< the slot holding the latest conversion
   /// The product whose input converted_[converted_slot_] holds; nullptr when none is pending.
   const hal::Op* converted_for_ = nullptr;
