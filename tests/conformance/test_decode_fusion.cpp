@@ -233,36 +233,45 @@ TEST_F(DecodePlan, FusesTheElementwiseOpsOfALayer) {
 
 TEST_F(DecodePlan, RefusesWritesThatOtherThreadsRead) {
   Layer& l = layer_;
-  // An add into the job's own input, which every thread reads in full.
-  std::vector<hal::Op> ops = {make_op(OpKind::kMatMul, &l.proj.tensor, &w_.wo.tensor, &l.h.tensor),
-                              make_op(OpKind::kAdd, &l.h.tensor, &l.proj.tensor, &l.x.tensor)};
-  EXPECT_TRUE(plan(ops, 0, 1).ops.empty());
-  // An add of two products' outputs: the other one's rows are another thread's.
-  ops = {make_op(OpKind::kMatMul, &l.k.tensor, &w_.wk.tensor, &l.h.tensor),
-         make_op(OpKind::kMatMul, &l.v.tensor, &w_.wv.tensor, &l.h.tensor),
-         make_op(OpKind::kAdd, &l.k.tensor, &l.k.tensor, &l.v.tensor)};
-  EXPECT_TRUE(plan(ops, 0, 2).ops.empty());
-  // An add of one product's rows into another product's output (written by other threads).
-  ops = {make_op(OpKind::kMatMul, &l.k.tensor, &w_.wk.tensor, &l.h.tensor),
-         make_op(OpKind::kMatMul, &l.v.tensor, &w_.wv.tensor, &l.h.tensor),
-         make_op(OpKind::kAdd, &l.v.tensor, &l.k.tensor, &w_.bk.tensor)};
-  EXPECT_TRUE(plan(ops, 0, 2).ops.empty());
-  // SwiGLU over products of different rows (their shares differ).
-  ops = {make_op(OpKind::kMatMul, &l.gate.tensor, &w_.gate.tensor, &l.h.tensor),
-         make_op(OpKind::kMatMul, &l.k.tensor, &w_.wk.tensor, &l.h.tensor),
-         make_op(OpKind::kSwiGLU, &l.gate.tensor, &l.gate.tensor, &l.k.tensor)};
-  EXPECT_TRUE(plan(ops, 0, 2).ops.empty());
-  // A store into a "cache" that is the job's input.
-  ops = {make_op(OpKind::kMatMul, &l.proj.tensor, &w_.wo.tensor, &l.h.tensor),
-         make_op(OpKind::kStoreKV, &l.h.tensor, &l.proj.tensor)};
-  EXPECT_TRUE(plan(ops, 0, 1).ops.empty());
-  // Nothing after an op that is not fused, and no conversion for a product of another input.
-  ops = {make_op(OpKind::kMatMul, &l.proj.tensor, &w_.wo.tensor, &l.attn.tensor),
-         make_op(OpKind::kRmsNorm, &l.h.tensor, &l.x.tensor, &w_.norm.tensor),
-         make_op(OpKind::kAdd, &l.x.tensor, &l.x.tensor, &l.proj.tensor)};
-  EXPECT_TRUE(plan(ops, 0, 1).ops.empty());
-  ops = {make_op(OpKind::kMatMul, &l.proj.tensor, &w_.wo.tensor, &l.attn.tensor),
-         make_op(OpKind::kMatMul, &l.gate.tensor, &w_.gate.tensor, &l.h.tensor)};
+  const auto op = [](OpKind kind, DeviceTensor& dst, const hal::Tensor& a, const hal::Tensor& b) {
+    return make_op(kind, &dst.tensor, &a, &b);
+  };
+  const auto mm = [&](DeviceTensor& dst, const DeviceTensor& w, const DeviceTensor& x) {
+    return op(OpKind::kMatMul, dst, w.tensor, x.tensor);
+  };
+  struct Case {
+    const char* what;
+    std::vector<hal::Op> ops;  // the job's products first
+    size_t products;
+  };
+  const Case cases[] = {
+      {"an add into the job's own input, which every thread reads in full",
+       {mm(l.proj, w_.wo, l.h), op(OpKind::kAdd, l.h, l.proj.tensor, l.x.tensor)},
+       1},
+      {"an add of two products' outputs (the other one's rows are another thread's)",
+       {mm(l.k, w_.wk, l.h), mm(l.v, w_.wv, l.h), op(OpKind::kAdd, l.k, l.k.tensor, l.v.tensor)},
+       2},
+      {"an add of one product's rows into another product's output",
+       {mm(l.k, w_.wk, l.h), mm(l.v, w_.wv, l.h), op(OpKind::kAdd, l.v, l.k.tensor, w_.bk.tensor)},
+       2},
+      {"SwiGLU over products of different rows (their shares differ)",
+       {mm(l.gate, w_.gate, l.h), mm(l.k, w_.wk, l.h), op(OpKind::kSwiGLU, l.gate, l.gate.tensor, l.k.tensor)},
+       2},
+      {"a store into a \"cache\" that is the job's input",
+       {mm(l.proj, w_.wo, l.h), make_op(OpKind::kStoreKV, &l.h.tensor, &l.proj.tensor)},
+       1},
+      {"an add after an op that is not fused",
+       {mm(l.proj, w_.wo, l.attn), op(OpKind::kRmsNorm, l.h, l.x.tensor, w_.norm.tensor),
+        op(OpKind::kAdd, l.x, l.x.tensor, l.proj.tensor)},
+       1},
+  };
+  for (const Case& c : cases) {
+    const auto p = plan(c.ops, 0, c.products);
+    EXPECT_TRUE(p.ops.empty()) << c.what;
+    EXPECT_EQ(p.converts_for, nullptr) << c.what;
+  }
+  // No conversion for a product of another input than the job's outputs.
+  const std::vector<hal::Op> ops = {mm(l.proj, w_.wo, l.attn), mm(l.gate, w_.gate, l.h)};
   EXPECT_EQ(plan(ops, 0, 1).converts_for, nullptr);
 }
 
