@@ -270,6 +270,12 @@ TEST_F(DecodePlan, RefusesWritesThatOtherThreadsRead) {
     EXPECT_TRUE(p.ops.empty()) << c.what;
     EXPECT_EQ(p.converts_for, nullptr) << c.what;
   }
+  // A write, at one product's rows, of what an earlier fused op read at another product's rows:
+  // the two bias adds fuse, the third add does not.
+  const std::vector<hal::Op> reread = {
+      mm(l.k, w_.wk, l.h), mm(l.v, w_.wv, l.h), op(OpKind::kAdd, l.k, l.k.tensor, w_.bk.tensor),
+      op(OpKind::kAdd, l.v, l.v.tensor, w_.bv.tensor), op(OpKind::kAdd, w_.bk, l.v.tensor, w_.bv.tensor)};
+  EXPECT_EQ(plan(reread, 0, 2).ops.size(), 2u);
   // No conversion for a product of another input than the job's outputs.
   const std::vector<hal::Op> ops = {mm(l.proj, w_.wo, l.attn), mm(l.gate, w_.gate, l.h)};
   EXPECT_EQ(plan(ops, 0, 1).converts_for, nullptr);

@@ -26,8 +26,9 @@ struct Aligned {
   size_t product;
 };
 
-// Elements of one f32 row: the only shape a decoding job's outputs and their fused ops have.
-std::optional<int64_t> f32_row(const hal::Tensor* t) {
+// Elements of an f32 tensor in host memory (the outputs of a job for one token and what its fused
+// ops read and write are all such vectors); nullopt for any other tensor.
+std::optional<int64_t> f32_elements(const hal::Tensor* t) {
   if (t == nullptr || t->dtype != DType::kF32 || t->host_data() == nullptr) return std::nullopt;
   return t->elements();
 }
@@ -78,7 +79,7 @@ class Planner {
  private:
   // The product whose shares the whole of `t` is written at, if any.
   std::optional<size_t> aligned_product(const hal::Tensor* t) const {
-    if (!f32_row(t)) return std::nullopt;
+    if (!f32_elements(t)) return std::nullopt;
     const Range r = range_of(t);
     for (const Aligned& a : aligned_) {
       if (a.range == r && t->elements() == rows_[a.product]) return a.product;
@@ -95,10 +96,14 @@ class Planner {
   // Whether a fused op of product p may write `t` (an f32 row of its width) at p's rows: it is p's
   // own memory, or memory nothing else in the job reads or writes.
   bool writable(const hal::Tensor* t, size_t p) const {
-    if (!f32_row(t) || t->elements() != rows_[p]) return false;
+    if (!f32_elements(t) || t->elements() != rows_[p]) return false;
     if (aligned_product(t) == p) return true;
     const Range r = range_of(t);
-    return untouched(t) && std::none_of(shared_.begin(), shared_.end(), [&](const Range& s) { return s.overlaps(r); });
+    // Another product's shares would read it at other rows, on other threads.
+    const auto read_elsewhere = [&](const Aligned& a) { return a.product != p && a.range.overlaps(r); };
+    return untouched(t) &&
+           std::none_of(shared_.begin(), shared_.end(), [&](const Range& s) { return s.overlaps(r); }) &&
+           std::none_of(read_.begin(), read_.end(), read_elsewhere);
   }
 
   void record(const hal::Op& op, size_t p) {
@@ -117,8 +122,9 @@ class Planner {
     for (int side = 0; side < 2; ++side) {
       const auto p = aligned_product(op.src[side]);
       const hal::Tensor* other = op.src[1 - side];
-      if (!p || !f32_row(other) || other->elements() != rows_[*p] || !untouched(other)) continue;
+      if (!p || !f32_elements(other) || other->elements() != rows_[*p] || !untouched(other)) continue;
       if (!writable(op.dst, *p)) continue;
+      read_.push_back({range_of(other), *p});
       record(op, *p);
       return true;
     }
@@ -167,6 +173,7 @@ class Planner {
   std::vector<Aligned> aligned_;
   std::vector<int64_t> rows_;  // of each product
   std::vector<Range> shared_;  // read by every thread: the weights and the input
+  std::vector<Aligned> read_;  // read-only tensors fused ops read, at the rows of these products
   DecodeEpilogues plan_;
 };
 
@@ -174,7 +181,7 @@ class Planner {
 
 DecodeEpilogues plan_decode_epilogues(std::span<const hal::Op> products, std::span<const hal::Op> next) {
   for (const hal::Op& op : products) {
-    if (!f32_row(op.dst) || op.src[0] == nullptr || op.src[0]->host_data() == nullptr || op.src[1] == nullptr ||
+    if (!f32_elements(op.dst) || op.src[0] == nullptr || op.src[0]->host_data() == nullptr || op.src[1] == nullptr ||
         op.src[1]->host_data() == nullptr) {
       return {};  // not a job of host products (the stream's checks will say why)
     }
