@@ -503,19 +503,23 @@ void put_cache_row(const hal::Tensor& cache, int64_t row, const float* src, int6
 
 }  // namespace
 
-int64_t CpuStream::store_row(const hal::Op& op, int64_t r) {
+std::vector<int64_t> CpuStream::store_rows(const hal::Op& op) {
   const hal::Tensor& src = *op.src[0];
   const hal::Tensor& dst = *op.dst;
-  MIXSERVE_CHECK(src.ne[0] == dst.ne[0] && op.i[0] >= 0 && r >= 0 && r < src.rows(), "store_kv shapes");
+  MIXSERVE_CHECK(src.ne[0] == dst.ne[0] && op.i[0] >= 0, "store_kv shapes");
   const int64_t block = op.i[1];
   const int32_t* table = block_table(op.src[1], block, op.i[0] + src.rows(), dst.rows());
-  return physical_row(table, block, op.i[0] + r);
+  std::vector<int64_t> rows;
+  for (int64_t r = 0; r < src.rows(); ++r) rows.push_back(physical_row(table, block, op.i[0] + r));
+  return rows;
 }
 
 void CpuStream::store_kv(const hal::Op& op) {
   const int64_t width = op.dst->ne[0];
-  for (int64_t r = 0; r < op.src[0]->rows(); ++r)
-    put_cache_row(*op.dst, store_row(op, r), f32(op.src[0]) + r * width, 0, width);
+  const std::vector<int64_t> rows = store_rows(op);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    put_cache_row(*op.dst, rows[r], f32(op.src[0]) + static_cast<int64_t>(r) * width, 0, width);
+  }
 }
 
 void CpuStream::decode_job(std::span<const hal::Op> products, const DecodeEpilogues& epilogues, const uint8_t* xq,
@@ -524,7 +528,7 @@ void CpuStream::decode_job(std::span<const hal::Op> products, const DecodeEpilog
   std::vector<int64_t> cache_rows(epilogues.ops.size(), -1);
   for (size_t e = 0; e < epilogues.ops.size(); ++e) {
     const hal::Op& op = *epilogues.ops[e].op;
-    if (op.kind == hal::OpKind::kStoreKV) cache_rows[e] = store_row(op, 0);
+    if (op.kind == hal::OpKind::kStoreKV) cache_rows[e] = store_rows(op).front();
   }
   const hal::Op* next = epilogues.converts_for;
   uint8_t* converted = nullptr;

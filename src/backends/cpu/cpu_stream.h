@@ -50,8 +50,9 @@ class CpuStream : public hal::Stream {
   /// Elements [begin, end) of epilogue `op` (an add, SwiGLU, RoPE over whole heads, or a KV store
   /// into physical cache row `cache_row`).
   void epilogue_rows(const hal::Op& op, int64_t begin, int64_t end, int64_t cache_row);
-  /// The physical cache row a kStoreKV op writes its row r to (the op and its block table checked).
-  static int64_t store_row(const hal::Op& op, int64_t r);
+  /// The physical cache row a kStoreKV op writes each of its rows to (the op and its block table
+  /// checked once).
+  static std::vector<int64_t> store_rows(const hal::Op& op);
   /// Rows [r0, r1) of tokens [t0, t1) of the product `op`, from its input converted to xq (rows of
   /// act_row bytes).
   void product_rows(const hal::Op& op, int64_t r0, int64_t r1, int64_t t0, int64_t t1, const uint8_t* xq,
