@@ -408,6 +408,26 @@ void prefill_args(benchmark::internal::Benchmark* b) {
   }
 }
 
+// One token's activations converted to Q8_0 blocks for Q4_0/Q8_0 weights: the input of every
+// decoding job, which one thread converts before the job's threads start (2048: TinyLlama's width,
+// 5632: its FFN's). Items are blocks of 32 values.
+void BM_ConvertActivation(benchmark::State& state) {
+  const int64_t k = state.range(0);
+  std::vector<float> x(static_cast<size_t>(k));
+  std::mt19937 rng(4);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (auto& v : x) v = dist(rng);
+  std::vector<uint8_t> out(*dtype_row_bytes(DType::kQ8_0, k));
+  for (auto _ : state) {
+    cpu::convert_activation(DType::kQ8_0, x.data(), out.data(), k);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * k / 32);
+  state.SetLabel(cpu::matmul_variant(DType::kQ8_0));
+}
+BENCHMARK(BM_ConvertActivation)->Arg(2048)->Arg(5632);
+
 BENCHMARK(BM_Matvec)
     ->Apply(matvec_args)
     ->ArgNames({"type", "shape", "threads", "packed"})

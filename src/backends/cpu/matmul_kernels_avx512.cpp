@@ -10,6 +10,8 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "backends/cpu/matmul_quant_avx512.h"
 #include "backends/cpu/matmul_variants.h"
 #include "backends/cpu/prefetch.h"
@@ -37,19 +39,68 @@ inline __m512i round_away(__m512 v) {
   return _mm512_cvtps_epi32(_mm512_mask_add_ps(t, step, t, one));
 }
 
+// Lane i of the result = max(lanes of m[i]) for 16 vectors, in a tree of lane-pair maxes: level
+// by level each vector holds twice the blocks at half the partial maxes (max is exact, so the tree's
+// order changes no bit).
+inline __m512 block_maxes16(const __m512 (&m)[16]) {
+  alignas(64) static constexpr int32_t kIndex[4][2][16] = {
+      {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+       {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
+      {{0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27},
+       {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31}},
+      {{0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29},
+       {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31}},
+      {{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30},
+       {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31}}};
+  __m512 v[16];
+  for (int i = 0; i < 16; ++i) v[i] = m[i];
+  int n = 16;
+#pragma GCC unroll 4
+  for (int level = 0; level < 4; ++level) {
+    const __m512i lo = _mm512_load_si512(kIndex[level][0]);
+    const __m512i hi = _mm512_load_si512(kIndex[level][1]);
+    n /= 2;
+#pragma GCC unroll 8
+    for (int i = 0; i < n; ++i) {
+      v[i] = _mm512_max_ps(_mm512_permutex2var_ps(v[2 * i], lo, v[2 * i + 1]),
+                           _mm512_permutex2var_ps(v[2 * i], hi, v[2 * i + 1]));
+    }
+  }
+  return v[0];
+}
+
+// Sixteen blocks at a time: their maxima gathered into one vector (block_maxes16), the scales
+// d = amax / 127 and 1 / d computed as one vector each (the same IEEE divisions as the scalar code,
+// so the same bits) and converted to fp16 together (vcvtps2ph rounds to nearest even, as
+// quant::f32_to_fp16). Blocks past nb in the last group are zeros and not stored. Zen 5 VM,
+// bench_matmul ConvertActivation (median of 5, twice): 2048 values 197-198 ns against 373-381 ns
+// one block at a time with a call of f32_to_fp16 per block, 5632 values 548-555 against 1029-1045;
+// TinyLlama Q4_0 decode, steps alternating between the two in one process (6 runs, both
+// placements): median step time 0.992-0.997 of the old one's.
 void quantize_q8_0(const float* x, BlockQ8_0* out, int64_t nb) {
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m512 v0 = _mm512_loadu_ps(x + b * kQK);
-    const __m512 v1 = _mm512_loadu_ps(x + b * kQK + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    out[b].d = quant::f32_to_fp16(d);
-    const __m512 vid = _mm512_set1_ps(id);
-    const __m128i q0 = _mm512_cvtsepi32_epi8(round_away(_mm512_mul_ps(v0, vid)));
-    const __m128i q1 = _mm512_cvtsepi32_epi8(round_away(_mm512_mul_ps(v1, vid)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs), q0);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].qs + 16), q1);
+  for (int64_t b = 0; b < nb; b += 16) {
+    const int n = static_cast<int>(std::min<int64_t>(16, nb - b));
+    __m512 m[16];
+    for (int i = 0; i < 16; ++i) {
+      m[i] = i < n ? _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + (b + i) * kQK)),
+                                   _mm512_abs_ps(_mm512_loadu_ps(x + (b + i) * kQK + 16)))
+                   : _mm512_setzero_ps();
+    }
+    const __m512 d = _mm512_div_ps(block_maxes16(m), _mm512_set1_ps(127.0f));
+    const __mmask16 nonzero = _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    alignas(64) float ids[16];
+    _mm512_store_ps(ids, _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(1.0f), d));
+    alignas(32) uint16_t dh[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(dh), _mm512_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT));
+    for (int i = 0; i < n; ++i) {
+      const float* p = x + (b + i) * kQK;
+      const __m512 vid = _mm512_set1_ps(ids[i]);
+      out[b + i].d = dh[i];
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b + i].qs),
+                       _mm512_cvtsepi32_epi8(round_away(_mm512_mul_ps(_mm512_loadu_ps(p), vid))));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b + i].qs + 16),
+                       _mm512_cvtsepi32_epi8(round_away(_mm512_mul_ps(_mm512_loadu_ps(p + 16), vid))));
+    }
   }
 }
 
