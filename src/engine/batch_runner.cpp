@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "engine/kv_cache_buffers.h"
 #include "model/transformer_builder.h"
 
 namespace mixserve {
@@ -61,12 +62,7 @@ BatchRunner::BatchRunner(const Model& model, const BatchOptions& options)
                                                hal::StreamOptions{.n_threads = model.options().n_threads});
   st.activations = st.stream->allocate(layout.activation_bytes);
   for (hal::Tensor* t : st.buffers.activations()) t->buffer = st.activations.get();
-  for (auto* caches : {&st.buffers.k_cache, &st.buffers.v_cache}) {
-    for (hal::Tensor& t : *caches) {
-      st.caches.push_back(st.stream->allocate(layout.cache_bytes));
-      t.buffer = st.caches.back().get();
-    }
-  }
+  st.caches = allocate_kv_caches(*st.stream, st.buffers, layout.cache_bytes);
   st.table_area.name = "block_tables";
   st.table_area.dtype = DType::kI32;
   st.table_area.ne = {st.max_blocks, options_.max_batch_tokens, 1, 1};

@@ -155,9 +155,9 @@ std::map<const hal::Tensor*, hal::Device*> plan_weights(const ModelConfig& c, DT
 
 // Copies `tensors` (pointing into the file image) into one allocation on `device`, 64-byte aligned
 // and back to back, and re-points them there; tensors that alias the same bytes (a tied output
-// matrix) share one copy. On the CPU the allocation is
-// anonymous memory that the kernel may back with huge pages (fewer TLB misses than the 4 KiB pages
-// of a file mapping when streaming gigabytes per token).
+// matrix) share one copy. On the CPU the allocation is anonymous memory backed by huge pages
+// (CpuDevice::allocate): fewer TLB misses than the 4 KiB pages of a file mapping when streaming
+// gigabytes per token.
 std::unique_ptr<hal::Buffer> upload(hal::Device& device, const std::vector<hal::Tensor*>& tensors,
                                     const uint8_t* image, const std::function<void(uint64_t)>& progress) {
   constexpr size_t kAlign = 64;
@@ -167,12 +167,6 @@ std::unique_ptr<hal::Buffer> upload(hal::Device& device, const std::vector<hal::
     if (placed.emplace(t->offset, total).second) total += (t->bytes() + kAlign - 1) / kAlign * kAlign;
   }
   auto buffer = device.allocate(total);
-  if (auto* host = static_cast<uint8_t*>(buffer->host_ptr())) {
-    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    const uintptr_t begin = (reinterpret_cast<uintptr_t>(host) + page - 1) / page * page;
-    const uintptr_t end = reinterpret_cast<uintptr_t>(host) + total;
-    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-  }
   auto stream = device.create_stream({.n_threads = 1});
   constexpr size_t kSlice = size_t{64} << 20;
   std::map<size_t, bool> copied;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "engine/kv_cache_buffers.h"
 #include "hal/scheduler.h"
 #include "model/transformer_builder.h"
 
@@ -12,7 +13,7 @@ namespace mixserve {
 struct Session::State {
   std::unique_ptr<hal::Scheduler> stream;  // runs each op on its device, copying at boundaries
   std::unique_ptr<hal::Buffer> activations;
-  std::vector<std::unique_ptr<hal::Buffer>> caches;  // one per K and V cache tensor
+  std::vector<std::unique_ptr<hal::Buffer>> caches;  // the K and V caches (allocate_kv_caches)
   ForwardBuffers buffers;
 };
 
@@ -36,13 +37,8 @@ Session::Session(const Model& model, const SessionOptions& options) : model_(mod
   for (hal::Tensor* t : b.activations()) {
     t->buffer = state_->activations.get();
   }
-  for (auto* caches : {&b.k_cache, &b.v_cache}) {
-    for (hal::Tensor& t : *caches) {
-      state_->caches.push_back(sched.allocate(layout.cache_bytes));
-      cache_bytes_ += layout.cache_bytes;
-      t.buffer = state_->caches.back().get();
-    }
-  }
+  state_->caches = allocate_kv_caches(sched, b, layout.cache_bytes);
+  cache_bytes_ = layout.cache_bytes * (b.k_cache.size() + b.v_cache.size());
 }
 
 Session::~Session() = default;
