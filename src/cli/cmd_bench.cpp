@@ -66,6 +66,8 @@ void print_op_profile(const hal::OpProfile& p, const char* test, double tokens, 
   std::sort(kinds.begin(), kinds.end(), [&](size_t a, size_t b) { return p.seconds[a] > p.seconds[b]; });
   std::printf("profile of the %s runs, per token (%.1f us in all; each op timed from its start to its end):\n", test,
               per_token * 1e6);
+  // A CPU stream times ops one job at a time: a decoding graph does not run as one task then.
+  std::printf("  (timed runs go op by op, a fork and join per job: their tokens/s are below an untimed run's)\n");
   std::printf("  %-12s %10s %12s %8s\n", "op", str_cat("ops/", unit).c_str(), "us/token", "share");
   for (size_t k : kinds) {
     const double s = p.seconds[k] / tokens;

@@ -140,6 +140,23 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   if (guarded.error) std::rethrow_exception(guarded.error);
 }
 
+SpinBarrier::SpinBarrier(int n_threads) : n_threads_(n_threads) {
+  if (n_threads < 1) fail(ErrorCode::kInvalidArgument, "a barrier needs at least one thread, not ", n_threads);
+}
+
+bool SpinBarrier::arrive(uint32_t round) {
+  // The round cannot end before this thread arrives, so the caller's read of it is the one it waits on.
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) != n_threads_ - 1) return false;
+  arrived_.store(0, std::memory_order_relaxed);  // before the release below: the next round starts at 0
+  round_.store(round + 1, std::memory_order_release);
+  return true;
+}
+
+void SpinBarrier::pause(int& wait) {
+  backoff(wait);
+  if (wait <= kPauseRounds) ++wait;  // saturates: a long wait must not overflow it
+}
+
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (n <= 0) return;
   // Chunks are numbered so that no position past n is ever computed (no overflow near INT64_MAX).

@@ -60,4 +60,50 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 };
 
+/// A barrier for a fixed set of threads, such as those of one ThreadPool::run: arrive_and_wait
+/// returns true once all of them have arrived, or false as soon as one of them has called abort()
+/// (a thread that failed must not leave the others waiting forever). Reusable: the next call starts
+/// the next round. Waits as the pool's threads do: spin with pause, then yield.
+class SpinBarrier {
+ public:
+  /// A barrier for n_threads threads (at least 1).
+  explicit SpinBarrier(int n_threads);
+  /// Arrives and waits for the others (or an abort); false when the barrier was aborted.
+  bool arrive_and_wait() {
+    return arrive_and_wait([] { return false; });
+  }
+  /// The same, calling idle() while it waits, as long as idle() returns true (it has more to do):
+  /// short steps of useful work for a thread that would otherwise spin.
+  template <class Idle>
+  bool arrive_and_wait(Idle&& idle) {
+    const uint32_t round = round_.load(std::memory_order_acquire);
+    if (!arrive(round)) {
+      bool busy = true;
+      for (int wait = 0; round_.load(std::memory_order_acquire) == round;) {
+        if (aborted_.load(std::memory_order_acquire)) return false;
+        if (busy) {
+          busy = idle();
+        } else {
+          pause(wait);
+        }
+      }
+    }
+    return !aborted_.load(std::memory_order_acquire);
+  }
+  /// Releases every waiting thread and every later arrival with false.
+  void abort() { aborted_.store(true, std::memory_order_release); }
+
+ private:
+  // Counts this thread in; true for the last arrival, which ends `round`.
+  bool arrive(uint32_t round);
+  // One round of waiting, as the pool's threads wait.
+  static void pause(int& wait);
+
+  // One line for all: the last arrival's increment and its release of the round cost one transfer.
+  alignas(64) std::atomic<int> arrived_{0};
+  std::atomic<uint32_t> round_{0};
+  std::atomic<bool> aborted_{false};
+  int n_threads_;
+};
+
 }  // namespace mixserve

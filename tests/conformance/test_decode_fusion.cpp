@@ -1,131 +1,26 @@
 // The CPU stream runs the ops that follow a decoding job of products element by element (bias and
 // residual adds, RoPE, KV stores, SwiGLU, the next product's input conversion) inside that job,
-// each thread on its own rows (backends/cpu/decode_epilogues.h). A decoding layer run that way must
-// give exactly the bits of its ops run one by one, whatever the weights, cache type, paging and
-// threads; and the planner must refuse what would let one thread write what another reads.
+// each thread on its own rows (backends/cpu/decode_epilogues.h), and a graph that decodes one token
+// as one task of its pool (backends/cpu/decode_graph.h). A decoding layer run either way must give
+// exactly the bits of its ops run one by one, whatever the weights, cache type, paging and threads;
+// and the planner must refuse what would let one thread write what another reads.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <numeric>
 #include <optional>
+#include <tuple>
 
 #include "backends/cpu/decode_epilogues.h"
+#include "conformance/decode_layer.h"
 #include "conformance/op_harness.h"
+#include "hal/op_profile.h"
 
 namespace mixserve::conformance {
 namespace {
 
 using hal::make_op;
 using hal::OpKind;
-
-constexpr int64_t kEmbd = 256, kHeadDim = 64, kHeads = 4, kKvHeads = 2, kFf = 320, kCtx = 16;
-constexpr int64_t kKvDim = kHeadDim * kKvHeads;
-
-// A view of t's memory with another shape (as the graph builder makes for heads and rows).
-hal::Tensor view(const DeviceTensor& t, std::array<int64_t, 4> ne) {
-  hal::Tensor v = t.tensor;
-  v.ne = ne;
-  return v;
-}
-
-struct Weights {
-  DeviceTensor norm, wq, wk, wv, bq, bk, bv, wo, ffn_norm, gate, up, down;
-};
-
-Weights make_weights(hal::Device& device, hal::Stream& stream, DType type, std::mt19937_64& rng) {
-  const auto matrix = [&](int64_t k, int64_t n) {
-    return make_tensor(device, stream, type, {k, n, 1, 1},
-                       encode(type, random_floats(static_cast<size_t>(k * n), rng, 0.1f), k));
-  };
-  const auto vec = [&](int64_t n) {
-    return make_tensor(device, stream, DType::kF32, {n, 1, 1, 1},
-                       encode(DType::kF32, random_floats(static_cast<size_t>(n), rng), n));
-  };
-  return {vec(kEmbd),
-          matrix(kEmbd, kHeads * kHeadDim),
-          matrix(kEmbd, kKvDim),
-          matrix(kEmbd, kKvDim),
-          vec(kHeads * kHeadDim),
-          vec(kKvDim),
-          vec(kKvDim),
-          matrix(kHeads * kHeadDim, kEmbd),
-          vec(kEmbd),
-          matrix(kEmbd, kFf),
-          matrix(kEmbd, kFf),
-          matrix(kFf, kEmbd)};
-}
-
-// The activations and caches of one run of a layer.
-struct Layer {
-  Layer(hal::Device& device, hal::Stream& stream, DType cache_type) {
-    const auto f32 = [&](int64_t n) { return make_tensor(device, stream, DType::kF32, {n, 1, 1, 1}); };
-    x = f32(kEmbd);
-    h = f32(kEmbd);
-    q = f32(kHeads * kHeadDim);
-    k = f32(kKvDim);
-    v = f32(kKvDim);
-    attn = f32(kHeads * kHeadDim);
-    proj = f32(kEmbd);
-    gate = f32(kFf);
-    up = f32(kFf);
-    k_cache = make_tensor(device, stream, cache_type, {kKvDim, kCtx, 1, 1});
-    v_cache = make_tensor(device, stream, cache_type, {kKvDim, kCtx, 1, 1});
-    q_heads = view(q, {kHeadDim, kHeads, 1, 1});
-    k_heads = view(k, {kHeadDim, kKvHeads, 1, 1});
-  }
-  DeviceTensor x, h, q, k, v, attn, proj, gate, up, k_cache, v_cache;
-  hal::Tensor q_heads, k_heads;
-
-  // One token at position pos, as the transformer builder orders a Qwen2-style layer (with biases)
-  // or a Llama one.
-  std::vector<hal::Op> ops(const Weights& w, int64_t pos, bool bias, const hal::Tensor* table, int64_t block) {
-    std::vector<hal::Op> o;
-    hal::Op norm = make_op(OpKind::kRmsNorm, &h.tensor, &x.tensor, &w.norm.tensor);
-    norm.f[0] = 1e-5f;
-    o.push_back(norm);
-    o.push_back(make_op(OpKind::kMatMul, &q.tensor, &w.wq.tensor, &h.tensor));
-    o.push_back(make_op(OpKind::kMatMul, &k.tensor, &w.wk.tensor, &h.tensor));
-    o.push_back(make_op(OpKind::kMatMul, &v.tensor, &w.wv.tensor, &h.tensor));
-    if (bias) {
-      o.push_back(make_op(OpKind::kAdd, &q.tensor, &q.tensor, &w.bq.tensor));
-      o.push_back(make_op(OpKind::kAdd, &k.tensor, &k.tensor, &w.bk.tensor));
-      o.push_back(make_op(OpKind::kAdd, &v.tensor, &v.tensor, &w.bv.tensor));
-    }
-    for (hal::Tensor* heads : {&q_heads, &k_heads}) {
-      hal::Op rope = make_op(OpKind::kRope, heads, heads);
-      rope.i = {pos, kHeadDim, bias ? 1 : 0};
-      rope.f[0] = 10000.0f;
-      o.push_back(rope);
-    }
-    for (auto [cache, rows] : {std::pair{&k_cache, &k}, std::pair{&v_cache, &v}}) {
-      hal::Op store = make_op(OpKind::kStoreKV, &cache->tensor, &rows->tensor, table);
-      store.i = {pos, block, 0};
-      o.push_back(store);
-    }
-    hal::Op att = make_op(OpKind::kAttention, &attn.tensor, &q_heads, &k_cache.tensor, &v_cache.tensor, table);
-    att.f[0] = 0.125f;
-    att.i = {pos, kKvHeads, block};
-    o.push_back(att);
-    o.push_back(make_op(OpKind::kMatMul, &proj.tensor, &w.wo.tensor, &attn.tensor));
-    o.push_back(make_op(OpKind::kAdd, &x.tensor, &x.tensor, &proj.tensor));
-    hal::Op ffn_norm = make_op(OpKind::kRmsNorm, &h.tensor, &x.tensor, &w.ffn_norm.tensor);
-    ffn_norm.f[0] = 1e-5f;
-    o.push_back(ffn_norm);
-    o.push_back(make_op(OpKind::kMatMul, &gate.tensor, &w.gate.tensor, &h.tensor));
-    o.push_back(make_op(OpKind::kMatMul, &up.tensor, &w.up.tensor, &h.tensor));
-    o.push_back(make_op(OpKind::kSwiGLU, &gate.tensor, &gate.tensor, &up.tensor));
-    o.push_back(make_op(OpKind::kMatMul, &proj.tensor, &w.down.tensor, &gate.tensor));
-    o.push_back(make_op(OpKind::kAdd, &x.tensor, &x.tensor, &proj.tensor));
-    return o;
-  }
-};
-
-std::vector<uint8_t> bytes_of(hal::Stream& stream, const DeviceTensor& t) {
-  stream.synchronize();
-  std::vector<uint8_t> out(t.tensor.bytes());
-  stream.read(*t.buffer, t.tensor.offset, out.data(), out.size());
-  return out;
-}
 
 TEST(CpuDecodeFusion, LayerRunTogetherGivesTheBitsOfItsOpsOneByOne) {
   hal::Device& device = cpu_device();
@@ -136,7 +31,12 @@ TEST(CpuDecodeFusion, LayerRunTogetherGivesTheBitsOfItsOpsOneByOne) {
           const bool bias = wtype == DType::kQ8_0;
           SCOPED_TRACE(str_cat(dtype_name(wtype), " weights, ", dtype_name(cache_type), " cache, ",
                                paged ? "paged, " : "", threads, " threads"));
+          // The graph as one task; the same graph job by job (the stream's path while it times every
+          // op); every op on its own.
           auto together = device.create_stream({.n_threads = threads});
+          auto job_by_job = device.create_stream({.n_threads = threads});
+          hal::OpProfile profile;
+          ASSERT_TRUE(job_by_job->set_profile(&profile));
           auto one_by_one = device.create_stream({.n_threads = threads});
           std::mt19937_64 rng(static_cast<uint64_t>(threads * 100 + static_cast<int>(cache_type)));
           const Weights w = make_weights(device, *together, wtype, rng);
@@ -145,18 +45,23 @@ TEST(CpuDecodeFusion, LayerRunTogetherGivesTheBitsOfItsOpsOneByOne) {
           std::vector<uint8_t> id_bytes(ids.size() * sizeof(int32_t));
           std::memcpy(id_bytes.data(), ids.data(), id_bytes.size());
           auto table = make_tensor(device, *together, DType::kI32, {4, 1, 1, 1}, id_bytes);
-          Layer a(device, *together, cache_type), b(device, *one_by_one, cache_type);
+          Layer a(device, *together, cache_type), b(device, *one_by_one, cache_type),
+              c(device, *job_by_job, cache_type);
           for (int64_t pos = 0; pos < 7; ++pos) {
             const auto x = encode(DType::kF32, random_floats(kEmbd, rng), kEmbd);
             together->write(*a.x.buffer, a.x.tensor.offset, x.data(), x.size());
             one_by_one->write(*b.x.buffer, b.x.tensor.offset, x.data(), x.size());
+            job_by_job->write(*c.x.buffer, c.x.tensor.offset, x.data(), x.size());
             const hal::Tensor* t = paged ? &table.tensor : nullptr;
             const int64_t block = paged ? 4 : 0;
             together->run_all(a.ops(w, pos, bias, t, block));
+            job_by_job->run_all(c.ops(w, pos, bias, t, block));
             for (const hal::Op& op : b.ops(w, pos, bias, t, block)) one_by_one->run(op);
-            for (auto [got, want] : {std::pair{&a.x, &b.x}, std::pair{&a.k_cache, &b.k_cache},
-                                     std::pair{&a.v_cache, &b.v_cache}, std::pair{&a.attn, &b.attn}}) {
+            for (auto [got, want, timed] :
+                 {std::tuple{&a.x, &b.x, &c.x}, std::tuple{&a.k_cache, &b.k_cache, &c.k_cache},
+                  std::tuple{&a.v_cache, &b.v_cache, &c.v_cache}, std::tuple{&a.attn, &b.attn, &c.attn}}) {
               ASSERT_EQ(bytes_of(*together, *got), bytes_of(*one_by_one, *want)) << "position " << pos;
+              ASSERT_EQ(bytes_of(*job_by_job, *timed), bytes_of(*one_by_one, *want)) << "position " << pos;
               EXPECT_TRUE(guards_intact(*together, *got));
             }
           }

@@ -17,40 +17,13 @@
 
 #include "common/error.h"
 #include "common/thread_pool.h"
+#include "support/watchdog.h"
 
 namespace mixserve {
 namespace {
 
 using std::chrono::milliseconds;
-
-// Ends the process with a message if the guarded scope takes longer than `limit`: a hang in the
-// pool would otherwise stall the whole test run with no hint of where.
-class Watchdog {
- public:
-  Watchdog(const char* what, std::chrono::seconds limit)
-      : thread_([this, what, limit] {
-          std::unique_lock lock(mutex_);
-          if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-            std::fprintf(stderr, "watchdog: '%s' did not finish in %lld s (hang?)\n", what,
-                         static_cast<long long>(limit.count()));
-            std::_Exit(1);
-          }
-        }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
+using testing::Watchdog;
 
 const std::vector<int> kPoolSizes = {1, 2, 3, 4, 8};
 
@@ -315,6 +288,60 @@ TEST(ThreadPool, NestedRunIsAnErrorNotADeadlock) {
   std::atomic<int> calls{0};
   pool.run([&](int, int) { calls.fetch_add(1); });
   EXPECT_EQ(calls.load(), 3);
+}
+
+TEST(SpinBarrier, NoThreadStartsARoundBeforeEveryThreadHasArrived) {
+  Watchdog dog("barrier rounds", std::chrono::seconds(60));
+  for (int n : kPoolSizes) {
+    SCOPED_TRACE(std::to_string(n) + " threads");
+    ThreadPool pool(n);
+    SpinBarrier barrier(n);
+    constexpr int kRounds = 2000;
+    std::vector<std::atomic<int>> arrived(kRounds);
+    std::atomic<int> early{0};
+    pool.run([&](int, int nth) {
+      for (int r = 0; r < kRounds; ++r) {
+        arrived[static_cast<size_t>(r)].fetch_add(1);
+        ASSERT_TRUE(barrier.arrive_and_wait());
+        if (arrived[static_cast<size_t>(r)].load() != nth) early.fetch_add(1);
+      }
+    });
+    EXPECT_EQ(early.load(), 0);
+  }
+  EXPECT_THROW(SpinBarrier(0), Error);
+}
+
+TEST(SpinBarrier, AbortReleasesTheWaitersAndLaterArrivals) {
+  Watchdog dog("barrier abort", std::chrono::seconds(60));
+  ThreadPool pool(3);
+  SpinBarrier barrier(3);
+  std::atomic<int> released{0};
+  pool.run([&](int ith, int) {
+    if (ith == 0) {
+      std::this_thread::sleep_for(milliseconds(20));  // the others are waiting by now
+      barrier.abort();
+      return;
+    }
+    if (!barrier.arrive_and_wait()) released.fetch_add(1);
+    if (!barrier.arrive_and_wait()) released.fetch_add(1);
+  });
+  EXPECT_EQ(released.load(), 4);
+}
+
+TEST(SpinBarrier, IdleWorkRunsWhileWaitingUntilItIsDone) {
+  Watchdog dog("barrier idle work", std::chrono::seconds(60));
+  ThreadPool pool(2);
+  SpinBarrier barrier(2);
+  int steps = 0;  // thread 1's alone
+  pool.run([&](int ith, int) {
+    if (ith == 0) {
+      std::this_thread::sleep_for(milliseconds(20));
+      EXPECT_TRUE(barrier.arrive_and_wait([] { return true; }));  // the last arrival waits for nothing
+      return;
+    }
+    EXPECT_TRUE(barrier.arrive_and_wait([&] { return ++steps < 5; }));
+  });
+  EXPECT_EQ(steps, 5);  // called until it said it was done, not again
 }
 
 TEST(ThreadPool, RejectsBadSizes) {

@@ -7,7 +7,9 @@
 #include <span>
 #include <vector>
 
+#include "backends/cpu/aligned_bytes.h"
 #include "backends/cpu/decode_epilogues.h"
+#include "backends/cpu/decode_graph.h"
 #include "common/thread_pool.h"
 #include "hal/device.h"
 
@@ -21,7 +23,8 @@ class CpuStream : public hal::Stream {
   void run(const hal::Op& op) override;
   /// Runs the ops in order; consecutive matrix products of one input (q, k, v; gate, up) go as one
   /// job: the input converted once, the rows of all of them shared out in one parallel loop. For one
-  /// token, the element-wise ops after a job run inside it (plan_decode_epilogues).
+  /// token, the element-wise ops after a job run inside it (plan_decode_epilogues), and a graph that
+  /// decodes one token runs as one task of the pool, with barriers between its phases (DecodeGraph).
   void run_all(std::span<const hal::Op> ops) override;
   void write(hal::Buffer& dst, size_t offset, const void* src, size_t bytes) override;
   void read(const hal::Buffer& src, size_t offset, void* dst, size_t bytes) override;
@@ -38,7 +41,6 @@ class CpuStream : public hal::Stream {
  private:
   /// Runs one op (checked) without timing it.
   void execute(const hal::Op& op);
-  void get_rows(const hal::Op& op);
   /// Matrix products that read the same input with weights of one type, layout and width; when they
   /// decode one token, with `epilogues` (the ops after them that run inside their job).
   void mat_mul(std::span<const hal::Op> ops, const DecodeEpilogues& epilogues);
@@ -47,16 +49,6 @@ class CpuStream : public hal::Stream {
   /// converted, if planned).
   void decode_job(std::span<const hal::Op> products, const DecodeEpilogues& epilogues, const uint8_t* xq,
                   size_t act_row, int64_t n_tok);
-  /// Elements [begin, end) of epilogue `op` (an add, SwiGLU, RoPE over whole heads, or a KV store
-  /// into physical cache row `cache_row`).
-  void epilogue_rows(const hal::Op& op, int64_t begin, int64_t end, int64_t cache_row);
-  /// The physical cache row a kStoreKV op writes each of its rows to (the op and its block table
-  /// checked once).
-  static std::vector<int64_t> store_rows(const hal::Op& op);
-  /// Rows [r0, r1) of tokens [t0, t1) of the product `op`, from its input converted to xq (rows of
-  /// act_row bytes).
-  void product_rows(const hal::Op& op, int64_t r0, int64_t r1, int64_t t0, int64_t t1, const uint8_t* xq,
-                    size_t act_row);
   /// Records a job of matrix products (run_all's group) and its time in profile_, by shape.
   void add_product_profile(std::span<const hal::Op> group, double seconds);
   /// Checks that the stream can run `op` on host memory.
@@ -66,9 +58,6 @@ class CpuStream : public hal::Stream {
   void rope(const hal::Op& op);
   void swiglu(const hal::Op& op);
   void attention(const hal::Op& op);
-  /// attention over caches whose rows the kernels read through P (const float*, const Half*, Q8Row).
-  template <class P>
-  void attention_over(const hal::Op& op);
   void store_kv(const hal::Op& op);
   /// Scratch of at least `bytes`, 64-byte aligned, reused across ops.
   uint8_t* scratch(size_t bytes);
@@ -78,16 +67,6 @@ class CpuStream : public hal::Stream {
   /// Whether every thread of the pool can run at once (no more threads than usable cores): then a
   /// decoding job's rows go out in equal shares, else in guided chunks (mat_mul).
   bool equal_decode_shares_;
-  /// Bytes that grow on demand, handed out from a 64-byte boundary.
-  struct AlignedBytes {
-    std::vector<uint8_t> storage;
-    uint8_t* data = nullptr;  ///< the aligned start, after reserve()
-    uint8_t* reserve(size_t bytes) {
-      if (storage.size() < bytes + 64) storage.resize(bytes + 64);
-      data = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
-      return data;
-    }
-  };
   AlignedBytes scratch_;
   hal::OpProfile* profile_ = nullptr;
   /// A product's input converted by the decoding job before it: two, so that a job can convert the
@@ -96,6 +75,8 @@ class CpuStream : public hal::Stream {
   int converted_slot_ = 0;  ///< the slot holding the latest conversion
   /// The product whose input converted_[converted_slot_] holds; nullptr when none is pending.
   const hal::Op* converted_for_ = nullptr;
+  /// The buffers of the graphs that run as one task (DecodeGraph).
+  DecodeGraphBuffers decode_buffers_;
 };
 
 }  // namespace mixserve::cpu

@@ -61,14 +61,9 @@ class Planner {
     if (op.kind != hal::OpKind::kMatMul || op.src[0] == nullptr || op.src[1] == nullptr) return false;
     const auto p = aligned_product(op.src[1]);
     if (!p || op.src[1]->rows() != 1 || op.src[0]->ne[0] != rows_[*p] || op.dst->rows() != 1) return false;
-    switch (op.src[0]->dtype) {
-      case DType::kQ4_0:
-      case DType::kQ8_0: need_align(32); break;  // converted to Q8_0 blocks of 32
-      case DType::kF32:
-      case DType::kF16:
-      case DType::kBF16: break;  // copied as f32
-      default: return false;
-    }
+    const auto align = conversion_alignment(op.src[0]->dtype);
+    if (!align) return false;
+    need_align(*align);
     plan_.converts_for = &op;
     plan_.converts_product = *p;
     return true;
@@ -191,6 +186,17 @@ DecodeEpilogues plan_decode_epilogues(std::span<const hal::Op> products, std::sp
   while (i < next.size() && planner.take(next[i])) ++i;
   if (i < next.size()) planner.take_conversion(next[i]);
   return planner.finish();
+}
+
+std::optional<int64_t> conversion_alignment(DType wtype) {
+  switch (wtype) {
+    case DType::kQ4_0:
+    case DType::kQ8_0: return 32;  // converted to Q8_0 blocks of 32
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16: return 1;  // copied as f32
+    default: return std::nullopt;
+  }
 }
 
 std::pair<int64_t, int64_t> decode_share(int64_t rows, int64_t align, int ith, int nth) {

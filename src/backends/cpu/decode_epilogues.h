@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <utility>
 #include <vector>
 
+#include "common/dtype.h"
 #include "hal/op.h"
 
 namespace mixserve::cpu {
@@ -43,6 +45,11 @@ struct DecodeEpilogues {
 /// one product's output (or, for RoPE, the same head) qualify, and only when nothing another thread
 /// reads in the job is written: the job's input and weights, other products' outputs.
 DecodeEpilogues plan_decode_epilogues(std::span<const hal::Op> products, std::span<const hal::Op> next);
+
+/// What a part of an activation row converted for products of `wtype` weights must start at a
+/// multiple of (Q8_0 blocks: 32; rows copied as f32: 1), or nullopt when the conversion of such a
+/// row cannot go in parts.
+std::optional<int64_t> conversion_alignment(DType wtype);
 
 /// Rows [begin, end) of thread ith of nth in a job's product of `rows` rows: equal shares, each a
 /// multiple of `align` rows but the last.

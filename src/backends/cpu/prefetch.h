@@ -15,6 +15,11 @@ inline void prefetch_t0(const void* p) {
   asm volatile("prefetcht0 %a0" : : "p"(p));
 }
 
+/// Prefetches the line holding p into the second-level cache (and those below it).
+inline void prefetch_t1(const void* p) {
+  asm volatile("prefetcht1 %a0" : : "p"(p));
+}
+
 /// Prefetches the line holding p, non-temporal (data read once).
 inline void prefetch_nta(const void* p) {
   asm volatile("prefetchnta %a0" : : "p"(p));

@@ -1,0 +1,220 @@
+#include "backends/cpu/decode_graph.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "backends/cpu/decode_epilogues.h"
+#include "backends/cpu/matmul_kernels.h"
+#include "backends/cpu/prefetch.h"
+#include "backends/cpu/row_ops.h"
+#include "common/error.h"
+
+namespace mixserve::cpu {
+std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n_threads, DecodeGraphBuffers& buffers) {
+  // First what the graph holds, and the buffers' sizes: they are reserved before any pointer into
+  // them is taken.
+  size_t act_bytes = 0;
+  size_t scratch_bytes = 0;
+  size_t address_bytes = 0;  // of all the attention ops, each from a 64-byte boundary
+  for (const hal::Op& op : ops) {
+    switch (op.kind) {
+      case hal::OpKind::kMatMul:
+        if (op.src[1]->rows() != 1) return std::nullopt;
+        act_bytes = std::max(act_bytes, activation_row_bytes(op));
+        break;
+      case hal::OpKind::kAttention: {
+        const AttentionLayout layout = attention_layout(op, n_threads);
+        if (layout.gathers) return std::nullopt;
+        scratch_bytes = std::max(scratch_bytes, layout.scratch_bytes);
+        address_bytes += (layout.address_bytes + 63) / 64 * 64;
+        break;
+      }
+      case hal::OpKind::kGetRows:
+      case hal::OpKind::kRmsNorm:
+      case hal::OpKind::kAdd:
+      case hal::OpKind::kRope:
+      case hal::OpKind::kStoreKV:
+      case hal::OpKind::kSwiGLU: break;
+    }
+  }
+  for (AlignedBytes& b : buffers.converted) b.reserve(act_bytes);
+  buffers.input.reserve(act_bytes);
+  buffers.scratch.reserve(scratch_bytes);
+  uint8_t* addresses = buffers.addresses.reserve(address_bytes);
+
+  DecodeGraph g;
+  const hal::Op* converted_for = nullptr;  // the product whose input converted[slot] holds
+  int slot = 0;
+  for (size_t i = 0; i < ops.size();) {
+    const hal::Op& op = ops[i];
+    if (converted_for != &op) converted_for = nullptr;  // only the very next op may consume it
+    switch (op.kind) {
+      case hal::OpKind::kMatMul: {
+        const size_t j = product_group_end(ops, i);
+        const auto group = ops.subspan(i, j - i);
+        check_product_shapes(group);
+        DecodeEpilogues epilogues = plan_decode_epilogues(group, ops.subspan(j));
+        const uint8_t* xq = buffers.input.data;
+        if (converted_for == &op) {
+          xq = buffers.converted[static_cast<size_t>(slot)].data;
+        } else {
+          g.convert_input(op, buffers.input.data);
+        }
+        converted_for = nullptr;
+        uint8_t* converted = nullptr;
+        if (epilogues.converts_for != nullptr) {
+          slot = 1 - slot;
+          converted = buffers.converted[static_cast<size_t>(slot)].data;
+          converted_for = epilogues.converts_for;
+        }
+        i = j + epilogues.ops.size();
+        Phase phase;
+        phase.kind = Phase::Kind::kJob;
+        phase.job.emplace(group, std::move(epilogues), xq, activation_row_bytes(op), 1, converted);
+        g.phases_.push_back(std::move(phase));
+        break;
+      }
+      case hal::OpKind::kAttention: {
+        Phase phase;
+        phase.kind = Phase::Kind::kAttention;
+        phase.attention_op = &op;
+        phase.attention = prepare_attention(op, n_threads, buffers.scratch.data, addresses);
+        addresses += (phase.attention.layout.address_bytes + 63) / 64 * 64;
+        g.phases_.push_back(std::move(phase));
+        ++i;
+        break;
+      }
+      case hal::OpKind::kGetRows:
+      case hal::OpKind::kRmsNorm:
+      case hal::OpKind::kAdd:
+        if (g.phases_.empty() || g.phases_.back().kind != Phase::Kind::kSerial) g.phases_.push_back({});
+        g.phases_.back().serial.push_back(SerialStep{&op, {}});
+        ++i;
+        break;
+      case hal::OpKind::kRope:
+      case hal::OpKind::kStoreKV:
+      case hal::OpKind::kSwiGLU: return std::nullopt;  // not fused into a job: op by op
+    }
+  }
+  const DecodeJob* next_job = nullptr;
+  for (size_t p = g.phases_.size(); p-- > 0;) {
+    g.phases_[p].next_job = next_job;
+    if (g.phases_[p].job) next_job = &*g.phases_[p].job;
+  }
+  return g;
+}
+
+void DecodeGraph::convert_input(const hal::Op& product, uint8_t* out) {
+  const hal::Tensor& x = *product.src[1];
+  const Conversion c{
+      .wtype = product.src[0]->dtype, .x = static_cast<const float*>(x.host_data()), .out = out, .k = x.ne[0]};
+  if (!phases_.empty() && phases_.back().kind == Phase::Kind::kAttention) {
+    Phase& last = phases_.back();
+    const AttentionLayout& layout = last.attention.layout;
+    const auto align = conversion_alignment(c.wtype);
+    // One token's items write whole runs of the output, each converted by the thread that wrote it
+    // (the product may read the output through another view of the same memory).
+    const hal::Tensor& written = *last.attention_op->dst;
+    if (align && written.host_data() == x.host_data() && written.elements() == c.k &&
+        layout.items * layout.item_outputs == c.k && layout.item_outputs % *align == 0) {
+      last.items_convert = c;
+      return;
+    }
+  }
+  if (phases_.empty() || phases_.back().kind != Phase::Kind::kSerial) phases_.push_back({});
+  phases_.back().serial.push_back(SerialStep{nullptr, c});
+}
+
+namespace {
+
+// Bytes of its share of the next job's weights a thread prefetches while it waits at a barrier (for
+// the other thread to finish its share, or its serial ops).
+constexpr size_t kIdlePrefetchBytes = size_t{256} << 10;
+
+// Thread ith's share of a job's weights, prefetched into its second-level cache a few lines at a
+// time: while one thread waits for the other, the memory it would stream from next is idle.
+class SharePrefetch {
+ public:
+  SharePrefetch(const DecodeJob* job, int ith, int nth) : job_(job), ith_(ith), nth_(nth) {}
+  // Prefetches the next lines; false once the share (or kIdlePrefetchBytes of it) is.
+  bool step() {
+    if (job_ == nullptr) return false;
+    while (left_ == 0) {
+      if (product_ == job_->products().size() || done_ >= kIdlePrefetchBytes) return false;
+      std::tie(at_, left_) = job_->share_weights(product_++, ith_, nth_);
+    }
+    const size_t n = std::min<size_t>(left_, 8 * 64);
+    for (size_t b = 0; b < n; b += 64) prefetch_t1(at_ + b);
+    at_ += n;
+    left_ -= n;
+    done_ += n;
+    return true;
+  }
+
+ private:
+  const DecodeJob* job_;
+  int ith_, nth_;
+  size_t product_ = 0;
+  const uint8_t* at_ = nullptr;
+  size_t left_ = 0;
+  size_t done_ = 0;
+};
+
+}  // namespace
+
+void DecodeGraph::run(ThreadPool& pool) const {
+  SpinBarrier barrier(pool.size());
+  pool.run([&](int ith, int nth) {
+    try {
+      for (size_t p = 0; p < phases_.size(); ++p) {
+        run_phase(phases_[p], ith, nth);
+        if (p + 1 == phases_.size()) break;
+        SharePrefetch next(phases_[p].next_job, ith, nth);
+        if (!barrier.arrive_and_wait([&] { return next.step(); })) return;  // another thread failed
+      }
+    } catch (...) {
+      barrier.abort();
+      throw;
+    }
+  });
+}
+
+void DecodeGraph::run_phase(const Phase& phase, int ith, int nth) const {
+  switch (phase.kind) {
+    case Phase::Kind::kSerial:
+      if (ith == 0) {
+        for (const SerialStep& step : phase.serial) run_serial(step);
+      }
+      return;
+    case Phase::Kind::kJob: return phase.job->run_share(ith, nth);
+    case Phase::Kind::kAttention: {
+      const int64_t items = phase.attention.layout.items;
+      const int64_t begin = items * ith / nth;
+      const int64_t end = items * (ith + 1) / nth;
+      if (begin < end) phase.attention.run(begin, end, ith);
+      if (phase.items_convert) {
+        const Conversion& c = *phase.items_convert;
+        const int64_t per = phase.attention.layout.item_outputs;
+        convert_activation_part(c.wtype, c.x, c.out, begin * per, end * per);
+      }
+      return;
+    }
+  }
+}
+
+void DecodeGraph::run_serial(const SerialStep& step) {
+  if (step.op == nullptr) {
+    const Conversion& c = step.conversion;
+    convert_activation(c.wtype, c.x, c.out, c.k);
+    return;
+  }
+  const hal::Op& op = *step.op;
+  switch (op.kind) {
+    case hal::OpKind::kGetRows: return get_rows(op);
+    case hal::OpKind::kRmsNorm: return rms_norm_rows(op, 0, op.src[0]->rows());
+    case hal::OpKind::kAdd: return add_rows(op, 0, op.src[0]->rows());
+    default: fail(ErrorCode::kInternal, "op ", hal::op_name(op.kind), " cannot run in a decoding graph's serial phase");
+  }
+}
+
+}  // namespace mixserve::cpu
