@@ -66,6 +66,9 @@ TEST_F(DecodeGraphPlan, LeavesToTheStreamWhatItCannotRunAsOneTask) {
   DeviceTensor two = make_tensor(cpu_device(), *stream_, DType::kF32, {kEmbd, 2, 1, 1});
   DeviceTensor out = make_tensor(cpu_device(), *stream_, DType::kF32, {kHeads * kHeadDim, 2, 1, 1});
   EXPECT_FALSE(plan({make_op(OpKind::kMatMul, &out.tensor, &w_.wq.tensor, &two.tensor)}));
+  // A norm of two rows (one thread would run it, not the pool), or of one.
+  EXPECT_FALSE(plan({make_op(OpKind::kRmsNorm, &two.tensor, &two.tensor, &w_.norm.tensor)}));
+  EXPECT_TRUE(plan({make_op(OpKind::kRmsNorm, &l.h.tensor, &l.x.tensor, &w_.norm.tensor)}));
   // A RoPE that no job takes in (it follows a norm, not a product).
   std::vector<hal::Op> ops = l.ops(w_, 5, false, nullptr, 0);
   hal::Op rope = make_op(OpKind::kRope, &l.q_heads, &l.q_heads);

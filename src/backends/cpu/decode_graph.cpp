@@ -11,7 +11,7 @@
 
 namespace mixserve::cpu {
 std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n_threads, DecodeGraphBuffers& buffers) {
-  // First what the graph holds, and the buffers' sizes: they are reserved before any pointer into
+  // First what the graph holds (one token: every op's rows), and the buffers' sizes: they are reserved before any pointer into
   // them is taken.
   size_t act_bytes = 0;
   size_t scratch_bytes = 0;
@@ -23,6 +23,7 @@ std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n
         act_bytes = std::max(act_bytes, activation_row_bytes(op));
         break;
       case hal::OpKind::kAttention: {
+        if (op.src[0]->ne[2] != 1) return std::nullopt;
         const AttentionLayout layout = attention_layout(op, n_threads);
         if (layout.gathers) return std::nullopt;
         scratch_bytes = std::max(scratch_bytes, layout.scratch_bytes);
@@ -30,8 +31,12 @@ std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n
         break;
       }
       case hal::OpKind::kGetRows:
+        if (op.src[1]->elements() != 1) return std::nullopt;
+        break;
       case hal::OpKind::kRmsNorm:
-      case hal::OpKind::kAdd:
+      case hal::OpKind::kAdd:  // one thread runs them: one row only
+        if (op.src[0]->rows() != 1) return std::nullopt;
+        break;
       case hal::OpKind::kRope:
       case hal::OpKind::kStoreKV:
       case hal::OpKind::kSwiGLU: break;
