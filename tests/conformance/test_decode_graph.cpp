@@ -4,6 +4,7 @@
 // is CpuDecodeFusion.LayerRunTogetherGivesTheBitsOfItsOpsOneByOne.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -46,18 +47,29 @@ class DecodeGraphPlan : public ::testing::Test {
   cpu::DecodeGraphBuffers buffers_;
 };
 
-TEST_F(DecodeGraphPlan, ALayerIsSevenPhases) {
-  // The norm and q/k/v's input conversion (one thread); q, k, v with RoPE and the KV stores;
-  // attention, whose items convert the output projection's input; the output projection and the
-  // residual add; the second norm and its conversion; gate and up with SwiGLU and the down
-  // projection's input conversion; down and the residual add.
+TEST_F(DecodeGraphPlan, ALayerIsSixPhases) {
+  // The norm and q/k/v's input conversion (one thread); q, k and v shared out by KV heads, with
+  // RoPE and the KV stores, then each thread attends with the heads of its own rows and converts
+  // their outputs for the output projection; the output projection and the residual add; the
+  // second norm and its conversion; gate and up with SwiGLU and the down projection's input
+  // conversion; down and the residual add.
   for (bool bias : {false, true}) {
     for (int threads : {1, 2, 3}) {
       const auto graph = plan(layer_.ops(w_, 5, bias, nullptr, 0), threads);
       ASSERT_TRUE(graph.has_value()) << threads << " threads";
-      EXPECT_EQ(graph->phases(), 7u) << threads << " threads";
+      EXPECT_EQ(graph->phases(), 6u) << threads << " threads";
     }
   }
+  // With an op between the job and attention, attention is a phase of its own (after the op's).
+  std::vector<hal::Op> ops = layer_.ops(w_, 5, false, nullptr, 0);
+  const auto attention =
+      std::find_if(ops.begin(), ops.end(), [](const hal::Op& op) { return op.kind == OpKind::kAttention; });
+  hal::Op norm = make_op(OpKind::kRmsNorm, &layer_.proj.tensor, &layer_.x.tensor, &w_.norm.tensor);
+  norm.f[0] = 1e-5f;
+  ops.insert(attention, norm);
+  const auto graph = plan(ops);
+  ASSERT_TRUE(graph.has_value());
+  EXPECT_EQ(graph->phases(), 8u);
 }
 
 TEST_F(DecodeGraphPlan, LeavesToTheStreamWhatItCannotRunAsOneTask) {

@@ -70,6 +70,7 @@ struct Shape {
 
   AttentionLayout layout(size_t pointer_bytes) const {
     return {.items = token_items * head_items,
+            .heads_per_item = per_item,
             .item_outputs = per_item * head_dim,
             .scratch_bytes = gather_at + gather_bytes,
             .address_bytes = pointer_bytes * pointers,

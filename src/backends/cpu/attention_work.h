@@ -14,6 +14,8 @@ namespace mixserve::cpu {
 /// How an attention op's work divides.
 struct AttentionLayout {
   int64_t items = 0;         ///< work items
+  int64_t heads_per_item = 0;  ///< query heads of an item (of one KV head's group): for one token,
+                               ///< item i has heads [i * heads_per_item, (i + 1) * heads_per_item)
   int64_t item_outputs = 0;  ///< output floats of an item when the op has one token (item i
                              ///< writes [i * item_outputs, (i + 1) * item_outputs))
   size_t scratch_bytes = 0;  ///< scratch for the items' scores (and gathered rows): ops that run one

@@ -1,6 +1,7 @@
 #include "backends/cpu/decode_graph.h"
 
 #include <algorithm>
+#include <numeric>
 #include <tuple>
 
 #include "backends/cpu/decode_epilogues.h"
@@ -43,13 +44,14 @@ std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n
     }
   }
   for (AlignedBytes& b : buffers.converted) b.reserve(act_bytes);
-  buffers.input.reserve(act_bytes);
+  for (AlignedBytes& b : buffers.input) b.reserve(act_bytes);
   buffers.scratch.reserve(scratch_bytes);
   uint8_t* addresses = buffers.addresses.reserve(address_bytes);
 
   DecodeGraph g;
   const hal::Op* converted_for = nullptr;  // the product whose input converted[slot] holds
   int slot = 0;
+  int input_slot = 0;  // the input buffer converted into last
   for (size_t i = 0; i < ops.size();) {
     const hal::Op& op = ops[i];
     if (converted_for != &op) converted_for = nullptr;  // only the very next op may consume it
@@ -59,11 +61,14 @@ std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n
         const auto group = ops.subspan(i, j - i);
         check_product_shapes(group);
         DecodeEpilogues epilogues = plan_decode_epilogues(group, ops.subspan(j));
-        const uint8_t* xq = buffers.input.data;
+        const uint8_t* xq = nullptr;
         if (converted_for == &op) {
           xq = buffers.converted[static_cast<size_t>(slot)].data;
         } else {
-          g.convert_input(op, buffers.input.data);
+          input_slot = 1 - input_slot;
+          uint8_t* input = buffers.input[static_cast<size_t>(input_slot)].data;
+          g.convert_input(op, input);
+          xq = input;
         }
         converted_for = nullptr;
         uint8_t* converted = nullptr;
@@ -80,12 +85,14 @@ std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n
         break;
       }
       case hal::OpKind::kAttention: {
-        Phase phase;
-        phase.kind = Phase::Kind::kAttention;
-        phase.attention_op = &op;
-        phase.attention = prepare_attention(op, n_threads, buffers.scratch.data, addresses);
-        addresses += (phase.attention.layout.address_bytes + 63) / 64 * 64;
-        g.phases_.push_back(std::move(phase));
+        if (!g.attend_in_job(op, n_threads, buffers.scratch.data, addresses)) {
+          Phase phase;
+          phase.kind = Phase::Kind::kAttention;
+          phase.attention_op = &op;
+          phase.attention = prepare_attention(op, n_threads, buffers.scratch.data, addresses);
+          g.phases_.push_back(std::move(phase));
+        }
+        addresses += (g.phases_.back().attention.layout.address_bytes + 63) / 64 * 64;
         ++i;
         break;
       }
@@ -109,11 +116,81 @@ std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n
   return g;
 }
 
+bool DecodeGraph::attend_in_job(const hal::Op& op, int n_threads, uint8_t* scratch, uint8_t* addresses) {
+  if (phases_.empty() || !phases_.back().job || phases_.back().attention_op != nullptr) return false;
+  Phase& phase = phases_.back();
+  DecodeJob& job = *phase.job;
+  const DecodeEpilogues& epilogues = job.epilogues();
+  if (epilogues.converts_for != nullptr) return false;
+  const std::span<const hal::Op> products = job.products();
+  const hal::Tensor& q = *op.src[0];
+  const int64_t head_dim = q.ne[0];
+  const int64_t n_head = q.ne[1];
+  const int64_t n_head_kv = op.i[1];
+  if (q.ne[2] != 1 || n_head_kv <= 0 || n_head % n_head_kv != 0) return false;
+  const int64_t group = n_head / n_head_kv;
+  // q is a product's output; k and v are products stored into the caches attention reads.
+  const auto product_of = [&](const void* data, int64_t rows) -> std::optional<size_t> {
+    for (size_t p = 0; p < products.size(); ++p) {
+      if (products[p].dst->host_data() == data && products[p].src[0]->rows() == rows) return p;
+    }
+    return std::nullopt;
+  };
+  const auto stored_into = [&](const hal::Tensor* cache) -> std::optional<size_t> {
+    for (const Epilogue& e : epilogues.ops) {
+      if (e.op->kind == hal::OpKind::kStoreKV && e.op->dst->host_data() == cache->host_data()) return e.product;
+    }
+    return std::nullopt;
+  };
+  const auto pq = product_of(q.host_data(), n_head * head_dim);
+  const auto pk = stored_into(op.src[1]);
+  const auto pv = stored_into(op.src[2]);
+  if (!pq || !pk || !pv || *pq == *pk || *pk == *pv || *pq == *pv) return false;
+  if (products[*pk].src[0]->rows() != n_head_kv * head_dim || products[*pv].src[0]->rows() != n_head_kv * head_dim) {
+    return false;
+  }
+  // Units of whole KV heads (and of the epilogues' alignment), q's the heads that attend with them.
+  const int64_t kv_unit = std::lcm(epilogues.align, head_dim);
+  if ((n_head_kv * head_dim) % kv_unit != 0) return false;
+  std::vector<int64_t> units(products.size(), epilogues.align);
+  units[*pk] = kv_unit;
+  units[*pv] = kv_unit;
+  units[*pq] = kv_unit * group;
+  AttentionWork attention = prepare_attention(op, n_threads, scratch, addresses);
+  const int64_t per_item = attention.layout.heads_per_item;
+  if (per_item <= 0 || group % per_item != 0) return false;
+  DecodeJob shared = job;
+  shared.share_in_units(std::move(units));
+  // Every thread's q rows must be the heads of its k and v rows.
+  for (int ith = 0; ith < n_threads; ++ith) {
+    const auto [kb, ke] = shared.share(*pk, ith, n_threads);
+    const auto [vb, ve] = shared.share(*pv, ith, n_threads);
+    const auto [qb, qe] = shared.share(*pq, ith, n_threads);
+    if (vb != kb || ve != ke || qb != kb * group || qe != ke * group) return false;
+  }
+  job = std::move(shared);
+  phase.attention_op = &op;
+  phase.attention = std::move(attention);
+  phase.k_product = *pk;
+  phase.head_dim = head_dim;
+  phase.items_per_kv_head = group / per_item;
+  return true;
+}
+
+std::pair<int64_t, int64_t> DecodeGraph::attention_items(const Phase& phase, int ith, int nth) {
+  if (phase.kind == Phase::Kind::kJob) {
+    const auto [kb, ke] = phase.job->share(phase.k_product, ith, nth);
+    return {kb / phase.head_dim * phase.items_per_kv_head, ke / phase.head_dim * phase.items_per_kv_head};
+  }
+  const int64_t items = phase.attention.layout.items;
+  return {items * ith / nth, items * (ith + 1) / nth};
+}
+
 void DecodeGraph::convert_input(const hal::Op& product, uint8_t* out) {
   const hal::Tensor& x = *product.src[1];
   const Conversion c{
       .wtype = product.src[0]->dtype, .x = static_cast<const float*>(x.host_data()), .out = out, .k = x.ne[0]};
-  if (!phases_.empty() && phases_.back().kind == Phase::Kind::kAttention) {
+  if (!phases_.empty() && phases_.back().attention_op != nullptr) {
     Phase& last = phases_.back();
     const AttentionLayout& layout = last.attention.layout;
     const auto align = conversion_alignment(c.wtype);
@@ -191,19 +268,16 @@ void DecodeGraph::run_phase(const Phase& phase, int ith, int nth) const {
         for (const SerialStep& step : phase.serial) run_serial(step);
       }
       return;
-    case Phase::Kind::kJob: return phase.job->run_share(ith, nth);
-    case Phase::Kind::kAttention: {
-      const int64_t items = phase.attention.layout.items;
-      const int64_t begin = items * ith / nth;
-      const int64_t end = items * (ith + 1) / nth;
-      if (begin < end) phase.attention.run(begin, end, ith);
-      if (phase.items_convert) {
-        const Conversion& c = *phase.items_convert;
-        const int64_t per = phase.attention.layout.item_outputs;
-        convert_activation_part(c.wtype, c.x, c.out, begin * per, end * per);
-      }
-      return;
-    }
+    case Phase::Kind::kJob: phase.job->run_share(ith, nth); break;
+    case Phase::Kind::kAttention: break;
+  }
+  if (phase.attention_op == nullptr) return;
+  const auto [begin, end] = attention_items(phase, ith, nth);
+  if (begin < end) phase.attention.run(begin, end, ith);
+  if (phase.items_convert) {
+    const Conversion& c = *phase.items_convert;
+    const int64_t per = phase.attention.layout.item_outputs;
+    convert_activation_part(c.wtype, c.x, c.out, begin * per, end * per);
   }
 }
 

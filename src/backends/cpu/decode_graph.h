@@ -23,7 +23,9 @@ namespace mixserve::cpu {
 /// Buffers of the plans, kept from one graph to the next (they only grow).
 struct DecodeGraphBuffers {
   std::array<AlignedBytes, 2> converted;  ///< inputs converted by the job before their product's
-  AlignedBytes input;                     ///< inputs converted on their own (after a norm, by attention)
+  /// Inputs converted on their own (after a norm, by attention), alternately: a job that attends
+  /// converts the next product's input while other threads still read its own.
+  std::array<AlignedBytes, 2> input;
   AlignedBytes scratch;                   ///< attention's scores (one op at a time)
   AlignedBytes addresses;                 ///< every attention op's block addresses
 };
@@ -59,11 +61,22 @@ class DecodeGraph {
     enum class Kind { kSerial, kJob, kAttention } kind = Kind::kSerial;
     std::vector<SerialStep> serial;           ///< kSerial: run by thread 0 in order
     std::optional<DecodeJob> job;             ///< kJob
-    const hal::Op* attention_op = nullptr;    ///< kAttention
-    AttentionWork attention;                  ///< kAttention: items shared out in equal runs
-    std::optional<Conversion> items_convert;  ///< kAttention: each item's outputs converted by its thread
+    const hal::Op* attention_op = nullptr;    ///< kAttention, or a kJob whose threads attend after it
+    AttentionWork attention;                  ///< items shared out in equal runs, or (in a job) by the
+                                              ///< KV heads of each thread's rows of k
+    size_t k_product = 0;                     ///< in a job: the product whose rows are k's
+    int64_t head_dim = 0;                     ///< in a job: rows of a KV head
+    int64_t items_per_kv_head = 0;            ///< in a job
+    std::optional<Conversion> items_convert;  ///< each item's outputs converted by its thread
     const DecodeJob* next_job = nullptr;      ///< the first job after this phase (set once all are planned)
   };
+
+  // Whether the job of the last phase computes q, k and v for attention `op` (with RoPE and the
+  // KV stores fused) so that each thread can attend with the heads of its own rows; if so, shares
+  // its products out by heads and attaches the attention to it.
+  bool attend_in_job(const hal::Op& op, int n_threads, uint8_t* scratch, uint8_t* addresses);
+  // Items [begin, end) of `phase`'s attention that thread ith runs.
+  static std::pair<int64_t, int64_t> attention_items(const Phase& phase, int ith, int nth);
 
   // Where the next job's input gets converted: by the serial phase before it, by the attention
   // op writing it (each item its own outputs), or by a serial phase of its own.

@@ -144,8 +144,15 @@ DecodeJob::DecodeJob(std::span<const hal::Op> products, DecodeEpilogues epilogue
   }
 }
 
+void DecodeJob::share_in_units(std::vector<int64_t> units) {
+  MIXSERVE_CHECK(units.size() == products_.size(), "a unit for each product");
+  for (const int64_t u : units) MIXSERVE_CHECK(u > 0 && u % epilogues_.align == 0, "units of whole alignments");
+  units_ = std::move(units);
+}
+
 std::pair<int64_t, int64_t> DecodeJob::share(size_t p, int ith, int nth) const {
   const int64_t rows = products_[p].src[0]->rows();
+  if (!units_.empty()) return decode_share(rows, units_[p], ith, nth);
   if (!whole_shares_) return decode_share(rows, epilogues_.align, ith, nth);
   const auto [begin, end] = decode_share(total_rows_, epilogues_.align, ith, nth);
   return {std::clamp(begin - first_row_[p], int64_t{0}, rows), std::clamp(end - first_row_[p], int64_t{0}, rows)};

@@ -51,6 +51,12 @@ class DecodeJob {
   DecodeJob(std::span<const hal::Op> products, DecodeEpilogues epilogues, const uint8_t* xq, size_t act_row,
             int64_t n_tok, uint8_t* converted);
 
+  /// Shares out each product on its own, in runs of whole units (units[p] rows of product p, each a
+  /// multiple of the epilogues' alignment): thread ith's rows of every product are then the same
+  /// range of units when the products have as many units (the heads of q and of k and v that
+  /// attention pairs, for one thread to attend with them).
+  void share_in_units(std::vector<int64_t> units);
+
   /// Thread ith's part of the job (of nth threads in all).
   void run_share(int ith, int nth) const;
 
@@ -74,6 +80,7 @@ class DecodeJob {
   std::vector<int64_t> first_row_;   ///< of each product, among all of their rows
   int64_t total_rows_ = 0;
   bool whole_shares_ = true;
+  std::vector<int64_t> units_;  ///< of each product, when shared out in units (share_in_units)
 };
 
 }  // namespace mixserve::cpu
