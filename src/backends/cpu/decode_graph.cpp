@@ -11,9 +11,10 @@
 #include "common/error.h"
 
 namespace mixserve::cpu {
+
 std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n_threads, DecodeGraphBuffers& buffers) {
-  // First what the graph holds (one token: every op's rows), and the buffers' sizes: they are reserved before any pointer into
-  // them is taken.
+  // First what the graph holds (one token: every op has one row), and the buffers' sizes: they are
+  // reserved before any pointer into them is taken.
   size_t act_bytes = 0;
   size_t scratch_bytes = 0;
   size_t address_bytes = 0;  // of all the attention ops, each from a 64-byte boundary

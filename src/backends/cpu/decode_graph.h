@@ -30,6 +30,7 @@ struct DecodeGraphBuffers {
   AlignedBytes addresses;                 ///< every attention op's block addresses
 };
 
+/// The phases of one token's decoding graph, planned once and run by every thread of a pool.
 class DecodeGraph {
  public:
   /// The plan of `ops` (checked by the stream: host memory, supported ops) for a pool of n_threads,

@@ -43,6 +43,7 @@ void put_cache_row(const hal::Tensor& cache, int64_t row, const float* src, int6
 /// conversion_alignment(wtype).
 void convert_activation_part(DType wtype, const float* x, uint8_t* converted, int64_t begin, int64_t end);
 
+/// One decoding job, prepared on one thread; each thread then runs its share (run_share).
 class DecodeJob {
  public:
   /// The job of `products` (matrix products that read one input, converted to xq with rows of act_row
