@@ -8,6 +8,11 @@
 
 namespace mixserve::cpu {
 
+/// `bytes` rounded up to a whole number of 64-byte lines.
+inline size_t whole_lines(size_t bytes) {
+  return (bytes + 63) / 64 * 64;
+}
+
 /// Bytes that grow on demand, handed out from a 64-byte boundary.
 struct AlignedBytes {
   std::vector<uint8_t> storage;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "backends/cpu/aligned_bytes.h"
 #include "backends/cpu/paged_cache.h"
 #include "backends/cpu/vector_kernels.h"
 #include "common/error.h"
@@ -14,10 +15,6 @@ namespace {
 // Consecutive tokens of a prompt whose queries (times the heads sharing a KV head) attention
 // computes together: 4 x 8 heads of TinyLlama fill the AVX2 kernel's batches of 32 queries.
 constexpr int64_t kAttentionTokens = 4;
-
-size_t aligned(size_t bytes) {
-  return (bytes + 63) / 64 * 64;
-}
 
 // Everything about an op's work that does not depend on the cache's element type.
 struct Shape {
@@ -64,7 +61,7 @@ struct Shape {
     gather = table != nullptr && !paged && !contiguous_blocks(table, block, n_ctx);
     // Scratch: the work floats, then the gathered rows from a 64-byte boundary.
     row_bytes = op.src[1]->row_bytes();
-    gather_at = aligned(sizeof(float) * work_floats);
+    gather_at = whole_lines(sizeof(float) * work_floats);
     gather_bytes = gather ? static_cast<size_t>(2 * n_ctx) * row_bytes : 0;
   }
 

@@ -2,10 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstring>
-#include <type_traits>
-#include <utility>
 
 #include "backends/cpu/attention_work.h"
 #include "backends/cpu/decode_epilogues.h"
@@ -15,7 +12,6 @@
 #include "backends/cpu/row_ops.h"
 #include "backends/cpu/vector_kernels.h"
 #include "common/error.h"
-#include "quant/quant.h"
 
 namespace mixserve::cpu {
 namespace {
@@ -273,7 +269,7 @@ void CpuStream::swiglu(const hal::Op& op) {
 
 void CpuStream::attention(const hal::Op& op) {
   const AttentionLayout layout = attention_layout(op, pool_.size());
-  const size_t scratch_bytes = (layout.scratch_bytes + 63) / 64 * 64;
+  const size_t scratch_bytes = whole_lines(layout.scratch_bytes);
   uint8_t* base = scratch(scratch_bytes + layout.address_bytes);
   const AttentionWork work = prepare_attention(op, pool_.size(), base, base + scratch_bytes);
   pool_.parallel_for(work.layout.items, 1, work.run);

@@ -29,7 +29,7 @@ std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n
         const AttentionLayout layout = attention_layout(op, n_threads);
         if (layout.gathers) return std::nullopt;
         scratch_bytes = std::max(scratch_bytes, layout.scratch_bytes);
-        address_bytes += (layout.address_bytes + 63) / 64 * 64;
+        address_bytes += whole_lines(layout.address_bytes);
         break;
       }
       case hal::OpKind::kGetRows:
@@ -86,14 +86,15 @@ std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n
         break;
       }
       case hal::OpKind::kAttention: {
-        if (!g.attend_in_job(op, n_threads, buffers.scratch.data, addresses)) {
+        AttentionWork attention = prepare_attention(op, n_threads, buffers.scratch.data, addresses);
+        addresses += whole_lines(attention.layout.address_bytes);
+        if (!g.attend_in_job(op, n_threads, attention)) {
           Phase phase;
           phase.kind = Phase::Kind::kAttention;
           phase.attention_op = &op;
-          phase.attention = prepare_attention(op, n_threads, buffers.scratch.data, addresses);
+          phase.attention = std::move(attention);
           g.phases_.push_back(std::move(phase));
         }
-        addresses += (g.phases_.back().attention.layout.address_bytes + 63) / 64 * 64;
         ++i;
         break;
       }
@@ -117,7 +118,7 @@ std::optional<DecodeGraph> DecodeGraph::plan(std::span<const hal::Op> ops, int n
   return g;
 }
 
-bool DecodeGraph::attend_in_job(const hal::Op& op, int n_threads, uint8_t* scratch, uint8_t* addresses) {
+bool DecodeGraph::attend_in_job(const hal::Op& op, int n_threads, AttentionWork& attention) {
   if (phases_.empty() || !phases_.back().job || phases_.back().attention_op != nullptr) return false;
   Phase& phase = phases_.back();
   DecodeJob& job = *phase.job;
@@ -157,7 +158,6 @@ bool DecodeGraph::attend_in_job(const hal::Op& op, int n_threads, uint8_t* scrat
   units[*pk] = kv_unit;
   units[*pv] = kv_unit;
   units[*pq] = kv_unit * group;
-  AttentionWork attention = prepare_attention(op, n_threads, scratch, addresses);
   const int64_t per_item = attention.layout.heads_per_item;
   if (per_item <= 0 || group % per_item != 0) return false;
   DecodeJob shared = job;

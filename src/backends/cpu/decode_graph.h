@@ -74,8 +74,8 @@ class DecodeGraph {
 
   // Whether the job of the last phase computes q, k and v for attention `op` (with RoPE and the
   // KV stores fused) so that each thread can attend with the heads of its own rows; if so, shares
-  // its products out by heads and attaches the attention to it.
-  bool attend_in_job(const hal::Op& op, int n_threads, uint8_t* scratch, uint8_t* addresses);
+  // its products out by heads and moves `attention` (op's prepared work) into that phase.
+  bool attend_in_job(const hal::Op& op, int n_threads, AttentionWork& attention);
   // Items [begin, end) of `phase`'s attention that thread ith runs.
   static std::pair<int64_t, int64_t> attention_items(const Phase& phase, int ith, int nth);
 
