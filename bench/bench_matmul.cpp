@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/machine_probe_kernels.h"
 #include "backends/cpu/matmul_kernels.h"
 #include "backends/cpu/weight_packing.h"
 #include "common/cpu_features.h"
@@ -93,17 +94,12 @@ ThreadPool& pool(int n_threads) {
   return n_threads == 1 ? one : two;
 }
 
-__attribute__((target("avx2"))) float read_sum(const uint8_t* p, size_t n) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i + 128 <= n; i += 128) {
-    a0 = _mm256_add_ps(a0, _mm256_load_ps(reinterpret_cast<const float*>(p + i)));
-    a1 = _mm256_add_ps(a1, _mm256_load_ps(reinterpret_cast<const float*>(p + i + 32)));
-    a2 = _mm256_add_ps(a2, _mm256_load_ps(reinterpret_cast<const float*>(p + i + 64)));
-    a3 = _mm256_add_ps(a3, _mm256_load_ps(reinterpret_cast<const float*>(p + i + 96)));
-  }
-  alignas(32) float out[8];
-  _mm256_store_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  return out[0];
+// Sums n bytes (a multiple of 128) with the bandwidth probe's two-stream read loop, the faster of its
+// loops here (machine_probe_kernels.h).
+float read_sum(const uint8_t* p, size_t n) {
+  const cpu::probe::ReadLoop& loop =
+      cpu_features().avx512f ? cpu::probe::kReadTwoStreamsAvx512 : cpu::probe::kReadTwoStreamsAvx2;
+  return static_cast<float>(loop.sum(reinterpret_cast<const float*>(p), n / sizeof(float)));
 }
 
 // One pass of n_threads threads over [p, p + bytes), each summing a contiguous share of whole
@@ -307,8 +303,8 @@ void BM_DecodeBatch(benchmark::State& state) {
 // One decode step's matrix products of TinyLlama-1.1B (per layer: q+k+v, o, gate+up, down; then the
 // output matrix), back to back over the arena (as many layers as fit), on 2 threads that split every
 // product's rows in halves. Each iteration passes over the step's bytes three times in turn: with
-// the kernel; as plain reads, product by product (each thread summing its half of each, as the
-// bandwidth probe does); and as one plain read of all of them (each thread one half). Time = the
+// the kernel; as plain reads, product by product (each thread summing its half of each with the
+// bandwidth probe's two-stream loop); and as one plain read of all of them (each thread one half). Time = the
 // kernel's pass. of_plain_read = product-by-product read time / kernel time over the run: how close
 // the kernel streams to the bytes' own read speed in the same sequence of products, with the host's
 // drift cancelled out by the alternation. plain_read_GBps and one_read_GBps: the two reads' speeds

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "backends/cpu/machine_probe.h"
+#include "backends/cpu/machine_probe_kernels.h"
+#include "common/cpu_features.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
 
@@ -38,6 +41,25 @@ TEST(MachineProbe, ReusedReadProbeIsPlausible) {
   EXPECT_THROW(probe.measure(1001), Error);
   EXPECT_THROW(ReadBandwidthProbe(pool, 100), Error);
   EXPECT_THROW(ReadBandwidthProbe(pool, size_t{1} << 50), Error);
+}
+
+// Every read loop reads every value once, whatever the length (whole lines): the two-stream loops
+// split the buffer in halves and finish each alone. Small integers keep the float sums exact.
+TEST(MachineProbe, ReadLoopsReadEveryValueOnce) {
+  const CpuFeatures& f = cpu_features();
+  std::vector<const probe::ReadLoop*> loops = {&probe::kReadScalar};
+  if (f.avx2) loops.insert(loops.end(), {&probe::kReadAvx2, &probe::kReadTwoStreamsAvx2});
+  if (f.avx512f) loops.insert(loops.end(), {&probe::kReadAvx512, &probe::kReadTwoStreamsAvx512});
+  for (size_t n : {size_t{16}, size_t{32}, size_t{48}, size_t{1040}, size_t{3 * 4096 + 48}, size_t{20000}}) {
+    std::vector<float> data(n);
+    double expected = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+      data[i] = static_cast<float>(i % 7 + 1);
+      expected += data[i];
+    }
+    for (const probe::ReadLoop* loop : loops)
+      EXPECT_EQ(loop->sum(data.data(), n), expected) << loop->name << ", n " << n;
+  }
 }
 
 TEST(MachineProbe, PeakFlopsIsPlausible) {

@@ -8,8 +8,9 @@
 
 namespace mixserve::cpu {
 
-/// Sustained sequential read bandwidth in bytes/s, all pool threads each streaming over its own
-/// slice of a `bytes`-byte buffer (allocated and touched first, untimed); best of `repetitions`.
+/// Sustained read bandwidth in bytes/s, all pool threads each reading its own slice of a
+/// `bytes`-byte buffer (allocated and touched first, untimed), as one sequential stream and as two
+/// streams side by side with software prefetch; the best pass of `repetitions` of each.
 /// Throws kInvalidArgument for bytes < 4096 or > 64 GiB (or half the machine's memory) or
 /// repetitions outside [1, 1000], and kResourceExhausted when the buffer cannot be allocated.
 double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int repetitions);

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include "backends/cpu/machine_probe_kernels.h"
+#include "backends/cpu/prefetch.h"
 
 namespace mixserve::cpu::probe {
 namespace {
@@ -29,6 +30,33 @@ double read_sum_avx512(const float* p, size_t n) {
   for (; i < n; i += 16) a[0] = _mm512_add_ps(a[0], _mm512_loadu_ps(p + i));
   const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])),
                                  _mm512_add_ps(_mm512_add_ps(a[4], a[5]), _mm512_add_ps(a[6], a[7])));
+  return static_cast<double>(_mm512_reduce_add_ps(s));
+}
+
+// The two halves of [p, p + n) side by side, two lines of each per round, each prefetched
+// non-temporally kTwoStreamAhead bytes ahead (see machine_probe_kernels.h for why).
+double read_two_streams_avx512(const float* p, size_t n) {
+  constexpr size_t kAhead = kTwoStreamAhead / sizeof(float);
+  const size_t half = n / 32 * 16;  // whole lines; the second half may have one more
+  const float* a = p;
+  const float* b = p + half;
+  __m512 acc[4];
+#pragma GCC unroll 4
+  for (auto& v : acc) v = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= half; i += 32) {
+    prefetch_nta(a + i + kAhead);
+    prefetch_nta(a + i + 16 + kAhead);
+    prefetch_nta(b + i + kAhead);
+    prefetch_nta(b + i + 16 + kAhead);
+    acc[0] = _mm512_add_ps(acc[0], _mm512_loadu_ps(a + i));
+    acc[1] = _mm512_add_ps(acc[1], _mm512_loadu_ps(a + i + 16));
+    acc[2] = _mm512_add_ps(acc[2], _mm512_loadu_ps(b + i));
+    acc[3] = _mm512_add_ps(acc[3], _mm512_loadu_ps(b + i + 16));
+  }
+  for (size_t j = i; j < half; j += 16) acc[0] = _mm512_add_ps(acc[0], _mm512_loadu_ps(a + j));
+  for (size_t j = half + i; j < n; j += 16) acc[1] = _mm512_add_ps(acc[1], _mm512_loadu_ps(p + j));
+  const __m512 s = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
   return static_cast<double>(_mm512_reduce_add_ps(s));
 }
 
@@ -77,6 +105,7 @@ double int8_avx512_vnni(int64_t iters) {
 }  // namespace
 
 const ReadLoop kReadAvx512 = {"avx512", read_sum_avx512};
+const ReadLoop kReadTwoStreamsAvx512 = {"avx512 two streams", read_two_streams_avx512};
 const ComputeLoop kFmaAvx512 = {"avx512 fma", 2.0 * 16 * kFmaChains, fma_avx512};
 const ComputeLoop kInt8Avx512Vnni = {"avx512 vnni dpbusd", 2.0 * 64 * kVnniChains, int8_avx512_vnni};
 
