@@ -122,6 +122,21 @@ struct Q4Operands {
     }
     split(u, a);
   }
+  /// from_packed_scaled leaves a[4..7] (the high nibbles) times 2^kScaledShift: a sum of products
+  /// with them shifted right by kScaledShift is exact (every term is a multiple of 16).
+  static constexpr int kScaledShift = 4;
+  /// As from_packed, but the high nibbles stay in place (u & 0xF0): one instruction a register
+  /// instead of two.
+  static inline void from_packed_scaled(const uint8_t* regs, __m512i (&a)[8]) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      __m512i u = _mm512_loadu_si512(regs + 64 * j);
+      asm("" : "+v"(u));
+      a[j] = _mm512_and_si512(u, low4);
+      a[4 + j] = _mm512_andnot_si512(low4, u);
+    }
+  }
 };
 
 struct Q8Operands {
@@ -147,6 +162,10 @@ struct Q8Operands {
   static inline void from_packed(const uint8_t* regs, __m512i (&a)[8]) {
 #pragma GCC unroll 8
     for (int j = 0; j < 8; ++j) a[j] = _mm512_loadu_si512(regs + 64 * j);  // stored as q + 128
+  }
+  static constexpr int kScaledShift = 0;
+  static inline void from_packed_scaled(const uint8_t* regs, __m512i (&a)[8]) {
+    from_packed(regs, a);
   }
 };
 

@@ -254,14 +254,17 @@ __attribute__((always_inline)) inline void group_row_pair(const uint8_t* blk_a, 
   } else if constexpr (Kind::kIsPacked) {
     dw_a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk_a)));
     dw_b = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk_b)));
-    Kind::from_packed(blk_a + 32, a);
-    Kind::from_packed(blk_b + 32, b);
+    Kind::from_packed_scaled(blk_a + 32, a);
+    Kind::from_packed_scaled(blk_b + 32, b);
   } else {
     Kind::template transpose<kFull>(blk_a, Kind::kBlockBytes, n_valid, a);
     Kind::template transpose<kFull>(blk_b, Kind::kBlockBytes, n_valid, b);
     dw_a = group_scales<static_cast<int64_t>(Kind::kBlockBytes), kFull>(blk_a, n_valid);
     dw_b = group_scales<static_cast<int64_t>(Kind::kBlockBytes), kFull>(blk_b, n_valid);
   }
+  // Registers 0-3 go to chain 0 and 4-7 to chain 1, whose sum (over whole packed groups, the
+  // operands from from_packed_scaled) is shifted back before the two are added.
+  constexpr int kShift = Kind::kIsPacked && kFull ? Kind::kScaledShift : 0;
   __m512i sa[2] = {_mm512_load_si512(xg.corr), _mm512_setzero_si512()};
   asm("" : "+v"(sa[0]));
   __m512i sb[2] = {sa[0], _mm512_setzero_si512()};
@@ -269,8 +272,12 @@ __attribute__((always_inline)) inline void group_row_pair(const uint8_t* blk_a, 
   for (int j = 0; j < 8; ++j) {
     __m512i xv = _mm512_load_si512(xg.q[j]);
     asm("" : "+v"(xv));  // one load for both rows, not a memory operand of each
-    sa[j % 2] = _mm512_dpbusd_epi32(sa[j % 2], a[j], xv);
-    sb[j % 2] = _mm512_dpbusd_epi32(sb[j % 2], b[j], xv);
+    sa[j / 4] = _mm512_dpbusd_epi32(sa[j / 4], a[j], xv);
+    sb[j / 4] = _mm512_dpbusd_epi32(sb[j / 4], b[j], xv);
+  }
+  if constexpr (kShift > 0) {
+    sa[1] = _mm512_srai_epi32(sa[1], kShift);
+    sb[1] = _mm512_srai_epi32(sb[1], kShift);
   }
   const __m512 dx = _mm512_load_ps(xg.d);
   const __m512 fa = _mm512_cvtepi32_ps(_mm512_add_epi32(sa[0], sa[1]));
