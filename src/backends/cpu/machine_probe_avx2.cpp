@@ -10,6 +10,17 @@ namespace {
 // The arithmetic loops use asm statements: with the intrinsics GCC 12 copies the accumulators
 // between registers every round, which measures its register allocator rather than the CPU.
 
+// The sum of the read loops' eight accumulators.
+double sum_all(const __m256 (&a)[8]) {
+  const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])),
+                                 _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7])));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, s);
+  double sum = 0.0;
+  for (float v : lanes) sum += v;
+  return sum;
+}
+
 // Eight accumulators of 8 floats: 256 bytes per round, more than DRAM or L3 can deliver per
 // cycle, so the loads (not the adds) limit the speed as in a matrix-vector product.
 double read_sum_avx2(const float* p, size_t n) {
@@ -22,13 +33,7 @@ double read_sum_avx2(const float* p, size_t n) {
     for (int k = 0; k < 8; ++k) a[k] = _mm256_add_ps(a[k], _mm256_loadu_ps(p + i + 8 * k));
   }
   for (; i < n; i += 8) a[0] = _mm256_add_ps(a[0], _mm256_loadu_ps(p + i));
-  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])),
-                           _mm256_add_ps(_mm256_add_ps(a[4], a[5]), _mm256_add_ps(a[6], a[7])));
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, s);
-  double sum = 0.0;
-  for (float v : lanes) sum += v;
-  return sum;
+  return sum_all(a);
 }
 
 // As read_two_streams_avx512: the halves side by side, two lines of each per round, prefetched.
@@ -54,13 +59,7 @@ double read_two_streams_avx2(const float* p, size_t n) {
   }
   for (size_t j = i; j < half; j += 8) acc[0] = _mm256_add_ps(acc[0], _mm256_loadu_ps(a + j));
   for (size_t j = half + i; j < n; j += 8) acc[1] = _mm256_add_ps(acc[1], _mm256_loadu_ps(p + j));
-  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])),
-                           _mm256_add_ps(_mm256_add_ps(acc[4], acc[5]), _mm256_add_ps(acc[6], acc[7])));
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, s);
-  double sum = 0.0;
-  for (float v : lanes) sum += v;
-  return sum;
+  return sum_all(acc);
 }
 
 // 12 independent FMA chains (FMA latency 4-5 cycles x 2 ports needs >= 10) in 16 ymm registers.
