@@ -160,10 +160,10 @@ void bench(const BenchFlags& f) {
   const double bandwidth_after = cpu::measure_read_bandwidth(pool, f.probe_bytes, 5);
   const double handoff_after = cpu::measure_handoff_latency(pool, kHandoffRoundTrips);
   const double bandwidth = std::max({bandwidth_before, bandwidth_after, r.best_bandwidth});
-  std::printf(
-      "machine: memory read bandwidth %.2f GB/s (best of %.2f before the runs, %.2f after, %.2f next to "
-      "the decode runs)\n",
-      bandwidth / 1e9, bandwidth_before / 1e9, bandwidth_after / 1e9, r.best_bandwidth / 1e9);
+  std::printf("machine: memory read bandwidth %.2f GB/s (best of %.2f before the runs, %.2f after", bandwidth / 1e9,
+              bandwidth_before / 1e9, bandwidth_after / 1e9);
+  if (r.best_bandwidth > 0.0) std::printf(", %.2f next to the decode runs", r.best_bandwidth / 1e9);
+  std::printf(")\n");  // no decode runs (-n 0): no probes next to them
   if (pool.size() > 1) {
     // Where the host placed the threads, which moves the bandwidth too (docs/performance.md).
     std::printf("machine: thread handoff %.0f ns one way before the runs, %.0f ns after\n", handoff_before * 1e9,

@@ -80,6 +80,11 @@ TEST(Cli, BenchReportsThroughputAndRoofline) {
   EXPECT_NE(r.out.find("roofline"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("memory read bandwidth"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("each run against the probes just before and after it"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" next to the decode runs)"), std::string::npos) << r.out;
+  const auto prefill = run_command(kBin + " bench -m " + model + " -p 16 -n 0 -r 1 --probe-bytes 16777216");
+  ASSERT_EQ(prefill.exit_code, 0) << prefill.err;
+  EXPECT_NE(prefill.out.find("pp16"), std::string::npos) << prefill.out;
+  EXPECT_EQ(prefill.out.find("next to the decode runs"), std::string::npos) << "no decode runs: " << prefill.out;
   const auto handoff = run_command(kBin + " bench -m " + model + " -p 0 -n 4 -r 1 -t 2 --probe-bytes 16777216");
   EXPECT_NE(handoff.out.find("machine: thread handoff "), std::string::npos) << handoff.out;
   const auto one_thread = run_command(kBin + " bench -m " + model + " -p 0 -n 4 -r 1 -t 1 --probe-bytes 16777216");
