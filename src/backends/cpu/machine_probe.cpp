@@ -198,9 +198,10 @@ ReadBandwidthProbe::~ReadBandwidthProbe() {
 double ReadBandwidthProbe::measure(int repetitions) {
   check_repetitions(repetitions);
   std::vector<double> sinks(static_cast<size_t>(pool_.size()));
+  const std::vector<const probe::ReadLoop*> loops = read_loops();
   double best = INFINITY;
   for (int r = 0; r < repetitions; ++r) {
-    for (const probe::ReadLoop* loop : read_loops()) {
+    for (const probe::ReadLoop* loop : loops) {
       const auto start = Clock::now();
       pool_.run([&](int ith, int nth) {
         const auto [begin, end] = slice(n_, ith, nth);
